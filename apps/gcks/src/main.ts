@@ -1,0 +1,1 @@
+import { CodecError } from "@app/codec"; console.log("ok", typeof CodecError);

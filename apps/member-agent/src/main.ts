@@ -1,0 +1,2 @@
+// The member agent daemon; see issue 6.
+export {};

@@ -1,0 +1,2 @@
+// Barrel of @app/crypto: import this library only through '@app/crypto'.
+export {};

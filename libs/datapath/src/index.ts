@@ -1,0 +1,2 @@
+// Barrel of @app/datapath: import this library only through '@app/datapath'.
+export {};

@@ -1,0 +1,2 @@
+// Barrel of @app/gkm: import this library only through '@app/gkm'.
+export {};

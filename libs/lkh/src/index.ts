@@ -1,0 +1,2 @@
+// Barrel of @app/lkh: import this library only through '@app/lkh'.
+export {};
