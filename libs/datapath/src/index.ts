@@ -1,2 +1,4 @@
 // Barrel of @app/datapath: import this library only through '@app/datapath'.
-export {};
+export * from './bind.js';
+export * from './memory-bind.js';
+export * from './types.js';
