@@ -2,3 +2,11 @@
 export * from './errors.js';
 export * from './cursor.js';
 export * from './constants.js';
+// IKEv2 (RFC 7296): header, payload chain and registry, payload bodies, messages, port 4500 framing.
+export * from './ike-body.js';
+export * from './ike-header.js';
+export * from './ike-sa.js';
+export * from './ike-simple.js';
+export * from './ike-payload.js';
+export * from './ike-message.js';
+export * from './ike-natt.js';
