@@ -312,15 +312,6 @@ export const IKE_NONCE_MAX_LENGTH = 256;
 export const GIKE_UPDATE_PROTOCOL = 6;
 /** Protocols a GSA policy / group key bag may name: Rekey SA, or AH/ESP Data-Security SAs (RFC 9838 §4.4.1). */
 export const GikeProtocol = { AH: 2, ESP: 3, GIKE_UPDATE: GIKE_UPDATE_PROTOCOL } as const;
-/** Attribute Format bit (RFC 7296 §3.3.5): set = TV (16-bit value in the header), clear = TLV. */
-export const GIKE_ATTR_FORMAT_TV = 0x8000;
-/** Transform Last Substruc values in a GSA policy (RFC 9838 §4.4.1, RFC 7296 §3.3.2). */
-export const GIKE_TRANSFORM_LAST = 0;
-export const GIKE_TRANSFORM_MORE = 3;
-/** Traffic selector types and Selector Lengths used in GSA policies (RFC 7296 §3.13.1). */
-export const GikeTsType = { IPV4_ADDR_RANGE: 7, IPV6_ADDR_RANGE: 8 } as const;
-export const GIKE_TS_IPV4_LENGTH = 16;
-export const GIKE_TS_IPV6_LENGTH = 40;
 /** Protocol value 0 marks a GW policy substructure / Member Key Bag (RFC 9838 §4.4.2, §4.5.2). */
 export const GIKE_PROTOCOL_NONE = 0;
 /** SPI sizes: GIKE_UPDATE carries the 16-octet IKE SPI pair, AH/ESP 4 octets (RFC 9838 §4.4.1). */

@@ -10,3 +10,12 @@ export * from './ike-simple.js';
 export * from './ike-payload.js';
 export * from './ike-message.js';
 export * from './ike-natt.js';
+// G-IKEv2 (RFC 9838): IDg, GSA, KD payload bodies (registered in ikePayloadRegistry) and policy views.
+export * from './gike-attribute.js';
+export * from './gike-transform.js';
+export * from './gike-traffic-selector.js';
+export * from './gike-idg.js';
+export * from './gike-gsa.js';
+export * from './gike-kd.js';
+export * from './gike-policy.js';
+import './gike-payloads.js';

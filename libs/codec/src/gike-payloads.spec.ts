@@ -1,0 +1,314 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  CodecError,
+  GcAuthId,
+  GikeProtocol,
+  GsaAddressPreservation,
+  GsaDirection,
+  IdType,
+  IkeExchange,
+  IkePayload,
+  KwaId,
+  SN_32BIT_UNSPECIFIED,
+  TsType,
+  getPayload,
+  groupKeyBag,
+  gsaAttributes,
+  gsaPayload,
+  gsaTransforms,
+  gwAttributes,
+  idgKeyId,
+  idgPayload,
+  ikeMessage,
+  kdPayload,
+  memberKeyBag,
+  parseGroupKeyBag,
+  parseGsaAttributes,
+  parseGsaTransforms,
+  parseGwAttributes,
+  parseMemberKeyBag,
+  payload,
+  type GsaPayload,
+  type GsaSaPolicy,
+  type KdPayload,
+  type PayloadBodyCodec,
+} from '@app/codec';
+
+const v4 = (a: number, b: number, c: number, d: number) => Uint8Array.from([a, b, c, d]);
+const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+/** A Wrapped Key (RFC 9838 §4.5.3): Key ID, KWK ID, then the (opaque here) encrypted key. */
+const wrapped = (keyId: number, kwkId: number, len = 24) => {
+  const b = new Uint8Array(8 + len).fill(0xa5);
+  new DataView(b.buffer).setUint32(0, keyId);
+  new DataView(b.buffer).setUint32(4, kwkId);
+  return b;
+};
+
+const kek: GsaSaPolicy = {
+  kind: 'sa',
+  protocol: GikeProtocol.GIKE_UPDATE,
+  spi: bytes(16, 0x11),
+  source: { tsType: TsType.TS_IPV4_ADDR_RANGE, ipProtocol: 17, startPort: 4500, endPort: 4500, startAddress: v4(10, 0, 0, 1), endAddress: v4(10, 0, 0, 1) },
+  destination: { tsType: TsType.TS_IPV4_ADDR_RANGE, ipProtocol: 17, startPort: 4500, endPort: 4500, startAddress: v4(239, 1, 1, 1), endAddress: v4(239, 1, 1, 1) },
+  transforms: gsaTransforms({
+    encr: { id: 20, keyLength: 256 },
+    kwa: KwaId.KW_5649_256,
+    gcauth: { id: GcAuthId.DIGITAL_SIGNATURE, signatureAlgorithm: Uint8Array.from([0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]) },
+  }),
+  attributes: gsaAttributes({ keyLifetime: 3600, initialMessageId: 7, nextSpis: [bytes(16, 0x12)] }),
+};
+
+const tek: GsaSaPolicy = {
+  kind: 'sa',
+  protocol: GikeProtocol.ESP,
+  spi: Uint8Array.from([0xde, 0xad, 0xbe, 0xef]),
+  source: { tsType: TsType.TS_IPV6_ADDR_RANGE, ipProtocol: 0, startPort: 0, endPort: 0xffff, startAddress: bytes(16, 0), endAddress: bytes(16, 0xff) },
+  destination: { tsType: TsType.TS_IPV4_ADDR_RANGE, ipProtocol: 17, startPort: 5000, endPort: 5000, startAddress: v4(239, 2, 2, 2), endAddress: v4(239, 2, 2, 2) },
+  transforms: gsaTransforms({ encr: { id: 20, keyLength: 128 }, sn: SN_32BIT_UNSPECIFIED }),
+  attributes: gsaAttributes({
+    keyLifetime: 900,
+    nextSpis: [],
+    direction: GsaDirection.SYMMETRIC,
+    addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION,
+    udpEncapsulationPort: 4500,
+  }),
+};
+
+const gsa: GsaPayload = {
+  policies: [kek, tek, { kind: 'gw', attributes: gwAttributes({ atd: 15, dtd: 30, senderIdBits: 8, policyToken: bytes(40, 0x30) }) }],
+};
+
+const kd: KdPayload = {
+  keyBags: [
+    groupKeyBag(GikeProtocol.GIKE_UPDATE, bytes(16, 0x11), [wrapped(0, 0, 72)]),
+    groupKeyBag(GikeProtocol.ESP, Uint8Array.from([0xde, 0xad, 0xbe, 0xef]), [wrapped(0, 0, 28)]),
+    memberKeyBag({ wrapKeys: [wrapped(5, 0), wrapped(2, 5)], authKey: bytes(91, 0x30), senderIds: [3, 4] }),
+  ],
+};
+
+function roundTrip<T>(codec: PayloadBodyCodec<T>, v: T): Uint8Array {
+  const len = codec.encodingLength(v);
+  const enc = codec.encode(v);
+  expect(enc.length).toBe(len);
+  const dec = codec.decode(enc);
+  expect(dec).toEqual(v);
+  expect(Buffer.from(codec.encode(dec))).toEqual(Buffer.from(enc));
+  const big = new Uint8Array(len + 13).fill(0xee);
+  codec.encode(v, big, 7);
+  expect(Buffer.from(big.subarray(7, 7 + len))).toEqual(Buffer.from(enc));
+  expect(big[6]).toBe(0xee);
+  expect(big[7 + len]).toBe(0xee);
+  expect(codec.decode(big, 7, 7 + len)).toEqual(v);
+  return enc;
+}
+
+function codeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof CodecError) return e.code;
+    throw e;
+  }
+  return 'OK';
+}
+
+/** Offsets where a top-level substructure of a GSA/KD body starts (Length at +2). */
+function boundaries(enc: Uint8Array): Set<number> {
+  const out = new Set<number>([0]);
+  let o = 0;
+  while (o < enc.length) {
+    o += (enc[o + 2]! << 8) | enc[o + 3]!;
+    out.add(o);
+  }
+  return out;
+}
+
+describe('IDg body (RFC 9838 §4.2)', () => {
+  it('round-trips every ID type a group may use', () => {
+    roundTrip(idgPayload, idgKeyId('video-group'));
+    roundTrip(idgPayload, { idType: IdType.ID_FQDN, data: new TextEncoder().encode('grp.example') });
+    roundTrip(idgPayload, { idType: IdType.ID_IPV4_ADDR, data: v4(239, 1, 1, 1) });
+    roundTrip(idgPayload, { idType: IdType.ID_IPV6_ADDR, data: bytes(16, 0xff) });
+  });
+
+  it('refuses DN identities, wrong address sizes and empty data', () => {
+    const dn = Uint8Array.from([IdType.ID_DER_ASN1_DN, 0, 0, 0, 0x30, 0]);
+    expect(codeOf(() => idgPayload.decode(dn))).toBe('UNKNOWN_TYPE');
+    expect(codeOf(() => idgPayload.decode(Uint8Array.from([1, 0, 0, 0, 1, 2, 3])))).toBe('BAD_LENGTH');
+    expect(codeOf(() => idgPayload.decode(Uint8Array.from([11, 0, 0, 0])))).toBe('BAD_LENGTH');
+    expect(codeOf(() => idgPayload.decode(Uint8Array.from([11, 0])))).toBe('TRUNCATED');
+  });
+});
+
+describe('GSA body (RFC 9838 §4.4)', () => {
+  it('round-trips KEK, TEK and GW policies with transforms and attributes', () => {
+    const enc = roundTrip(gsaPayload, gsa);
+    const dec = gsaPayload.decode(enc);
+    const [k, t, g] = dec.policies;
+    expect(parseGsaTransforms(k as GsaSaPolicy)).toEqual({
+      encr: { id: 20, keyLength: 256 },
+      kwa: KwaId.KW_5649_256,
+      gcauth: { id: GcAuthId.DIGITAL_SIGNATURE, signatureAlgorithm: (kek.transforms[2]!.attributes[0]!.value as Uint8Array) },
+    });
+    expect(parseGsaAttributes(k as GsaSaPolicy)).toEqual({ keyLifetime: 3600, initialMessageId: 7, nextSpis: [bytes(16, 0x12)] });
+    expect(parseGsaTransforms(t as GsaSaPolicy)).toEqual({ encr: { id: 20, keyLength: 128 }, sn: SN_32BIT_UNSPECIFIED });
+    expect(parseGsaAttributes(t as GsaSaPolicy)).toMatchObject({ direction: 3, addressPreservation: 4, udpEncapsulationPort: 4500 });
+    expect(g!.kind).toBe('gw');
+    expect(parseGwAttributes(g as never)).toEqual({ atd: 15, dtd: 30, senderIdBits: 8, policyToken: bytes(40, 0x30) });
+  });
+
+  it('fails cleanly on every proper prefix; only substructure boundaries decode, to a prefix of the policies', () => {
+    const enc = gsaPayload.encode(gsa);
+    const cuts = boundaries(enc);
+    for (let n = 0; n < enc.length; n++) {
+      const code = codeOf(() => gsaPayload.decode(enc.subarray(0, n)));
+      if (cuts.has(n) && n > 0) {
+        expect(code).toBe('OK');
+        expect(gsaPayload.decode(enc.subarray(0, n)).policies).toEqual(gsa.policies.slice(0, gsaPayload.decode(enc.subarray(0, n)).policies.length));
+      } else {
+        expect(code, `prefix ${n}`).not.toBe('OK');
+      }
+    }
+  });
+
+  it('enforces the structural rules: one KEK, one GW, at least one SA policy, SPI sizes', () => {
+    expect(codeOf(() => gsaPayload.encode({ policies: [kek, kek] }))).toBe('BAD_VALUE');
+    expect(codeOf(() => gsaPayload.encode({ policies: [{ kind: 'gw', attributes: [] }] }))).toBe('BAD_VALUE');
+    expect(codeOf(() => gsaPayload.decode(new Uint8Array(0)))).toBe('BAD_VALUE');
+    const enc = gsaPayload.encode({ policies: [tek] });
+    const badSpiSize = Uint8Array.from(enc);
+    badSpiSize[1] = 16;
+    expect(codeOf(() => gsaPayload.decode(badSpiSize))).toBe('BAD_LENGTH');
+    const unknownProto = Uint8Array.from(enc);
+    unknownProto[0] = 1; // IKE is no group SA protocol
+    expect(codeOf(() => gsaPayload.decode(unknownProto))).toBe('UNKNOWN_TYPE');
+    const overLength = Uint8Array.from(enc);
+    overLength[3] = overLength[3]! + 4;
+    expect(codeOf(() => gsaPayload.decode(overLength))).toBe('TRUNCATED');
+  });
+
+  it('checks transform rules of RFC 9838 §4.4.1.1', () => {
+    const noKwa = { ...kek, transforms: gsaTransforms({ encr: { id: 20 }, gcauth: { id: GcAuthId.IMPLICIT } }) };
+    expect(codeOf(() => parseGsaTransforms(noKwa))).toBe('BAD_VALUE');
+    const cbcNoInteg = { ...kek, transforms: gsaTransforms({ encr: { id: 12 }, kwa: 1, gcauth: { id: GcAuthId.IMPLICIT } }) };
+    expect(codeOf(() => parseGsaTransforms(cbcNoInteg))).toBe('BAD_VALUE');
+    const cbc = { ...kek, transforms: gsaTransforms({ encr: { id: 12 }, integ: 12, kwa: 1, gcauth: { id: GcAuthId.IMPLICIT } }) };
+    expect(parseGsaTransforms(cbc).integ).toBe(12);
+    expect(codeOf(() => parseGsaTransforms(kek, { registration: false }))).toBe('BAD_VALUE'); // GCAUTH in a rekey
+    const sigNoAlg = { ...kek, transforms: gsaTransforms({ encr: { id: 20 }, kwa: 1, gcauth: { id: GcAuthId.DIGITAL_SIGNATURE } }) };
+    expect(codeOf(() => parseGsaTransforms(sigNoAlg))).toBe('BAD_VALUE');
+    const espNoSn = { ...tek, transforms: gsaTransforms({ encr: { id: 20 } }) };
+    expect(codeOf(() => parseGsaTransforms(espNoSn))).toBe('BAD_VALUE');
+    const iiv = { ...tek, transforms: gsaTransforms({ encr: { id: 30 }, sn: 0 }) };
+    expect(codeOf(() => parseGsaTransforms(iiv))).toBe('BAD_VALUE');
+    const dup = { ...tek, transforms: [...tek.transforms, tek.transforms[0]!] };
+    expect(codeOf(() => parseGsaTransforms(dup))).toBe('BAD_VALUE');
+  });
+
+  it('checks attribute formats and multiplicity', () => {
+    const twoLifetimes = { ...tek, attributes: [...gsaAttributes({ keyLifetime: 1, nextSpis: [] }), ...gsaAttributes({ keyLifetime: 2, nextSpis: [] })] };
+    expect(codeOf(() => parseGsaAttributes(twoLifetimes))).toBe('BAD_VALUE');
+    const initialOnTek = { ...tek, attributes: gsaAttributes({ initialMessageId: 1, nextSpis: [] }) };
+    expect(codeOf(() => parseGsaAttributes(initialOnTek))).toBe('BAD_VALUE');
+    const shortSpi = { ...tek, attributes: gsaAttributes({ nextSpis: [bytes(3, 1)] }) };
+    expect(codeOf(() => parseGsaAttributes(shortSpi))).toBe('BAD_VALUE');
+    const tvLifetime = { ...tek, attributes: [{ type: 1, value: 5 }] };
+    expect(codeOf(() => parseGsaAttributes(tvLifetime))).toBe('BAD_VALUE');
+    const badDirection = { ...tek, attributes: gsaAttributes({ nextSpis: [], direction: 9 }) };
+    expect(codeOf(() => parseGsaAttributes(badDirection))).toBe('BAD_VALUE');
+    expect(codeOf(() => parseGwAttributes({ kind: 'gw', attributes: [{ type: 3, value: 0 }] }))).toBe('BAD_VALUE');
+    expect(parseGwAttributes({ kind: 'gw', attributes: [{ type: 9999, value: 1 }] })).toEqual({});
+  });
+});
+
+describe('KD body (RFC 9838 §4.5)', () => {
+  it('round-trips group and member key bags', () => {
+    const enc = roundTrip(kdPayload, kd);
+    const dec = kdPayload.decode(enc);
+    expect(parseGroupKeyBag(dec.keyBags[0] as never).saKeys).toEqual([wrapped(0, 0, 72)]);
+    expect(parseMemberKeyBag(dec.keyBags[2] as never)).toEqual({ wrapKeys: [wrapped(5, 0), wrapped(2, 5)], authKey: bytes(91, 0x30), senderIds: [3, 4] });
+  });
+
+  it('fails cleanly on every proper prefix not at a key bag boundary', () => {
+    const enc = kdPayload.encode(kd);
+    const cuts = boundaries(enc);
+    for (let n = 0; n < enc.length; n++) {
+      const code = codeOf(() => kdPayload.decode(enc.subarray(0, n)));
+      if (cuts.has(n) && n > 0) expect(code).toBe('OK');
+      else expect(code, `prefix ${n}`).not.toBe('OK');
+    }
+  });
+
+  it('checks key bag semantics', () => {
+    const twoTekKeys = groupKeyBag(GikeProtocol.ESP, bytes(4, 1), [wrapped(0, 0), wrapped(0, 0)]);
+    expect(codeOf(() => parseGroupKeyBag(twoTekKeys))).toBe('BAD_VALUE');
+    const twoKekKeys = groupKeyBag(GikeProtocol.GIKE_UPDATE, bytes(16, 1), [wrapped(0, 0), wrapped(0, 7)]);
+    expect(codeOf(() => parseGroupKeyBag(twoKekKeys))).toBe('BAD_VALUE');
+    expect(parseGroupKeyBag(twoKekKeys, { rekey: true }).saKeys).toHaveLength(2);
+    expect(codeOf(() => parseGroupKeyBag(groupKeyBag(GikeProtocol.ESP, bytes(4, 1), [wrapped(3, 0)])))).toBe('BAD_VALUE');
+    expect(codeOf(() => parseMemberKeyBag(memberKeyBag({ wrapKeys: [wrapped(0, 0)], senderIds: [] })))).toBe('BAD_VALUE');
+    expect(codeOf(() => parseMemberKeyBag({ kind: 'member', attributes: [{ type: 3, value: bytes(5, 1) }] }))).toBe('BAD_VALUE');
+    expect(codeOf(() => kdPayload.encode({ keyBags: [] }))).toBe('BAD_VALUE');
+    expect(codeOf(() => kdPayload.decode(Uint8Array.from([3, 16, 0, 8, 0, 0, 0, 0])))).toBe('BAD_LENGTH');
+  });
+});
+
+describe('G-IKEv2 payloads in the IKEv2 payload chain', () => {
+  it('are registered, so a message carrying IDg, GSA and KD decodes to typed bodies', () => {
+    const header = {
+      spiI: bytes(8, 1),
+      spiR: bytes(8, 2),
+      majorVersion: 2,
+      minorVersion: 0,
+      exchangeType: IkeExchange.GSA_INBAND_REKEY,
+      flags: 0,
+      messageId: 5,
+    };
+    const msg = { header, payloads: [payload(IkePayload.IDg, idgKeyId('g1')), payload(IkePayload.GSA, gsa), payload(IkePayload.KD, kd)] };
+    const dec = ikeMessage.decode(ikeMessage.encode(msg));
+    expect(getPayload(dec.payloads, IkePayload.GSA)).toEqual(gsa);
+    expect(getPayload(dec.payloads, IkePayload.KD)).toEqual(kd);
+    expect(getPayload(dec.payloads, IkePayload.IDg)).toEqual(idgKeyId('g1'));
+  });
+});
+
+describe('hostile input', () => {
+  const codecs: [string, PayloadBodyCodec<unknown>][] = [
+    ['IDg', idgPayload as PayloadBodyCodec<unknown>],
+    ['GSA', gsaPayload as PayloadBodyCodec<unknown>],
+    ['KD', kdPayload as PayloadBodyCodec<unknown>],
+  ];
+  for (const [name, codec] of codecs) {
+    it(`${name}: arbitrary bytes decode or throw CodecError, nothing else`, () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 300 }), (buf) => {
+          codeOf(() => codec.decode(buf));
+        }),
+        { numRuns: 2000 },
+      );
+    });
+  }
+
+  it('mutated valid GSA/KD encodings decode or throw CodecError, and what decodes re-encodes', () => {
+    const seeds = [gsaPayload.encode(gsa), kdPayload.encode(kd)];
+    const pair = [gsaPayload, kdPayload] as PayloadBodyCodec<unknown>[];
+    fc.assert(
+      fc.property(fc.nat(1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (which, edits) => {
+        const buf = Uint8Array.from(seeds[which]!);
+        for (const [pos, val] of edits) buf[pos % buf.length] = val;
+        let v: unknown;
+        try {
+          v = pair[which]!.decode(buf);
+        } catch (e) {
+          expect(e).toBeInstanceOf(CodecError);
+          return;
+        }
+        // Whatever decodes is structurally sound enough to encode again to the same length.
+        expect(() => pair[which]!.encode(v)).not.toThrow();
+        expect(pair[which]!.encodingLength(v)).toBe(buf.length);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
