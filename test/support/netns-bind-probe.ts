@@ -1,0 +1,129 @@
+/**
+ * A process the namespace tests start inside a namespace to drive one host's binds directly
+ * (without a datapath): JSON lines in on stdin, JSON lines out on stdout.
+ *
+ *   {id, op:'tun-open', name, routes?, mtu?}       packets read later: {ev:'tun', hex}
+ *   {id, op:'tun-write', hex}
+ *   {id, op:'raw-open', groups?, multicastInterface?, loopback?}
+ *                                                  packets later: {ev:'raw', hex, src, dst}
+ *   {id, op:'raw-send', hex, family?}
+ *   {id, op:'raw-join', group, interface?, source?}
+ *   {id, op:'udp-open', ...UdpBindOptions}         datagrams later: {ev:'udp', hex, src, dst, srcPort, dstPort}
+ *   {id, op:'udp-send', hex, dst, port, family?}
+ *   {id, op:'stats'}                               -> {id, tun, raw, udp}
+ *   {id, op:'exit'}
+ *
+ * Every request gets one reply line with its id: {id, ok:true, ...} or {id, error}.
+ */
+import { createInterface } from 'node:readline';
+import { RawIpBind } from '../../apps/member-agent/src/net/raw-ip-bind.js';
+import { TunDevice } from '../../apps/member-agent/src/net/tun-device.js';
+import { UdpBind, type UdpBindOptions } from '../../apps/member-agent/src/net/udp-bind.js';
+
+let tun: TunDevice | undefined;
+let raw: RawIpBind | undefined;
+let udp: UdpBind | undefined;
+
+const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
+
+type Request = { id: number; op: string; [k: string]: unknown };
+
+async function handle(req: Request): Promise<object> {
+  switch (req.op) {
+    case 'tun-open': {
+      tun = TunDevice.open({
+        name: String(req.name),
+        routes: (req.routes as string[] | undefined) ?? [],
+        ...(req.mtu !== undefined ? { mtu: Number(req.mtu) } : {}),
+        disableIpv6: req.disableIpv6 === true,
+      });
+      tun.onPacket((p) => print({ ev: 'tun', hex: hex(p) }));
+      return { name: tun.name };
+    }
+    case 'tun-write':
+      need(tun, 'tun').deliver(Buffer.from(String(req.hex), 'hex'));
+      return { stats: need(tun, 'tun').stats };
+    case 'raw-open': {
+      raw = RawIpBind.open({
+        groups: (req.groups as never) ?? [],
+        ...(req.multicastInterface !== undefined ? { multicastInterface: String(req.multicastInterface) } : {}),
+        loopback: req.loopback === true,
+      });
+      raw.onReceive((d) => print({ ev: 'raw', hex: hex(d.data), src: d.srcAddress, dst: d.dstAddress }));
+      return {};
+    }
+    case 'raw-join':
+      need(raw, 'raw').join(req as never);
+      return {};
+    case 'raw-send': {
+      const data = Buffer.from(String(req.hex), 'hex');
+      need(raw, 'raw').send({
+        framing: 'raw-ip',
+        data,
+        family: (req.family as 4 | 6 | undefined) ?? 4,
+        srcAddress: '',
+        dstAddress: '',
+        srcPort: 0,
+        dstPort: 0,
+      });
+      return { stats: need(raw, 'raw').stats, lastError: need(raw, 'raw').lastError };
+    }
+    case 'udp-open': {
+      const { id: _id, op: _op, ...options } = req;
+      udp = await UdpBind.open(options as unknown as UdpBindOptions);
+      udp.onReceive((d) =>
+        print({ ev: 'udp', hex: hex(d.data), src: d.srcAddress, dst: d.dstAddress, srcPort: d.srcPort, dstPort: d.dstPort }),
+      );
+      return { local: udp.local };
+    }
+    case 'udp-send':
+      need(udp, 'udp').send({
+        framing: 'udp',
+        data: Buffer.from(String(req.hex), 'hex'),
+        family: (req.family as 4 | 6 | undefined) ?? 4,
+        srcAddress: '',
+        dstAddress: String(req.dst),
+        srcPort: 0,
+        dstPort: Number(req.port),
+      });
+      return {};
+    case 'stats':
+      return { tun: tun?.stats, raw: raw?.stats, udp: udp?.stats };
+    case 'exit':
+      await shutdown();
+      setImmediate(() => process.exit(0));
+      return {};
+    default:
+      throw new Error(`unknown op ${req.op}`);
+  }
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`${what} is not open`);
+  return v;
+}
+
+async function shutdown(): Promise<void> {
+  await Promise.all([tun?.close(), raw?.close(), udp?.close()]);
+}
+
+let chain = Promise.resolve();
+createInterface({ input: process.stdin }).on('line', (line) => {
+  chain = chain.then(async () => {
+    let req: Request;
+    try {
+      req = JSON.parse(line) as Request;
+    } catch {
+      print({ error: 'bad json' });
+      return;
+    }
+    try {
+      print({ id: req.id, ok: true, ...(await handle(req)) });
+    } catch (err) {
+      print({ id: req.id, error: (err as Error).message });
+    }
+  });
+});
+process.on('SIGTERM', () => void shutdown().then(() => process.exit(0)));
+print({ ev: 'ready', pid: process.pid });
