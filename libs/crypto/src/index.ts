@@ -1,2 +1,4 @@
 // Barrel of @app/crypto: import this library only through '@app/crypto'.
 export {};
+// Group Owner policy token (RFC 4534 after RFC 5374 §4.1.3.1) and the Group Owner's keys and CA.
+export * from './policy-token.js';
