@@ -19,3 +19,9 @@ export * from './gike-gsa.js';
 export * from './gike-kd.js';
 export * from './gike-policy.js';
 import './gike-payloads.js';
+// IP and ESP (RFC 791, RFC 8200, RFC 4303, RFC 3948): addresses, checksums, headers, ESP, UDP encapsulation.
+export * from './ip.js';
+export * from './ipv4.js';
+export * from './ipv6.js';
+export * from './esp.js';
+export * from './udp-encap.js';
