@@ -25,3 +25,5 @@ export * from './ipv4.js';
 export * from './ipv6.js';
 export * from './esp.js';
 export * from './udp-encap.js';
+// Wrapped Key (RFC 9838 §4.5.3): the value of SA_KEY and WRAP_KEY attributes.
+export * from './wrapped-key.js';

@@ -2,3 +2,6 @@
 export {};
 // Group Owner policy token (RFC 4534 after RFC 5374 §4.1.3.1) and the Group Owner's keys and CA.
 export * from './policy-token.js';
+export * from './group-owner.js';
+// RFC 5649 AES key wrap with padding (KW_5649_128/192/256 of RFC 9838).
+export * from './key-wrap.js';
