@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
-import { ipv4Packet, parseIpv4, PROTO_ESP, PROTO_UDP, udp4Packet } from '../support/netns-packets.js';
+import { ipv4Packet, ipv6Packet, parseIpv4, PROTO_ESP, PROTO_UDP, udp4Packet } from '../support/netns-packets.js';
 
 const skip = netnsSkipReason();
 if (skip) console.log(`[netns] binds.test.ts skipped: ${skip}`);
@@ -130,6 +130,30 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
   it('raw ESP: what the bind cannot send is counted, not thrown', async () => {
     const reply = await probeA.request({ op: 'raw-send', hex: '6000000000003a40' });
     expect(reply.stats).toMatchObject({ sendRejected: 1 });
+  });
+
+  it('raw ESP over IPv6: the header (foreign source, hop limit) arrives as written', async () => {
+    await probeB.request({ op: 'raw-open', family: 6, groups: [{ group: 'ff3e::5151', interface: 'eth0' }] });
+    await probeA.request({ op: 'raw-open', family: 6, multicastInterface: 'eth0' });
+    const packet = ipv6Packet({ src: '2001:db8::77', dst: 'ff3e::5151', nextHeader: PROTO_ESP, hopLimit: 5, payload: espPayload(0x6161, 1, 'six') });
+    const sent = await probeA.request({ op: 'raw-send', family: 6, hex: packet.toString('hex') });
+    expect(sent.stats).toMatchObject({ sentPackets: 1, sendErrors: 0 });
+    const got = await probeB.next((l) => l.ev === 'raw' && l.dst === 'ff3e::5151');
+    expect(got).toMatchObject({ src: '2001:db8::77', dst: 'ff3e::5151' });
+    expect(got.hex).toBe(packet.toString('hex'));
+  });
+
+  it('raw ESP over IPv6: an SSM join delivers the chosen source only', async () => {
+    await probeB.request({ op: 'raw-join', family: 6, group: 'ff3e::5252', interface: 'eth0', source: a.ipv6 });
+    const spoofed = ipv6Packet({ src: '2001:db8::77', dst: 'ff3e::5252', nextHeader: PROTO_ESP, payload: espPayload(0x6262, 1, 'no') });
+    const wanted = ipv6Packet({ src: a.ipv6!, dst: 'ff3e::5252', nextHeader: PROTO_ESP, payload: espPayload(0x6262, 2, 'yes') });
+    await probeA.request({ op: 'raw-send', family: 6, hex: spoofed.toString('hex') });
+    await probeA.request({ op: 'raw-send', family: 6, hex: wanted.toString('hex') });
+    const got = await probeB.next((l) => l.ev === 'raw' && l.dst === 'ff3e::5252');
+    expect(got.hex).toBe(wanted.toString('hex'));
+    // The kernel let the spoofed one reach the unbound raw socket; the bind's own filter dropped it.
+    const stats = await probeB.request({ op: 'stats' });
+    expect(stats.raw6).toMatchObject({ sourceFiltered: 1 });
   });
 
   it('UDP: IPv6 multicast with an SSM join between namespaces', async () => {

@@ -4,10 +4,10 @@
  *
  *   {id, op:'tun-open', name, routes?, mtu?}       packets read later: {ev:'tun', hex}
  *   {id, op:'tun-write', hex}
- *   {id, op:'raw-open', groups?, multicastInterface?, loopback?}
+ *   {id, op:'raw-open', family?, groups?, multicastInterface?, loopback?}
  *                                                  packets later: {ev:'raw', hex, src, dst}
  *   {id, op:'raw-send', hex, family?}
- *   {id, op:'raw-join', group, interface?, source?}
+ *   {id, op:'raw-join', family?, group, interface?, source?}
  *   {id, op:'udp-open', ...UdpBindOptions}         datagrams later: {ev:'udp', hex, src, dst, srcPort, dstPort}
  *   {id, op:'udp-send', hex, dst, port, family?}
  *   {id, op:'stats'}                               -> {id, tun, raw, udp}
@@ -21,7 +21,8 @@ import { TunDevice } from '../../apps/member-agent/src/net/tun-device.js';
 import { UdpBind, type UdpBindOptions } from '../../apps/member-agent/src/net/udp-bind.js';
 
 let tun: TunDevice | undefined;
-let raw: RawIpBind | undefined;
+const raws = new Map<4 | 6, RawIpBind>();
+const fam = (req: Request): 4 | 6 => (req.family === 6 ? 6 : 4);
 let udp: UdpBind | undefined;
 
 const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -45,29 +46,24 @@ async function handle(req: Request): Promise<object> {
       need(tun, 'tun').deliver(Buffer.from(String(req.hex), 'hex'));
       return { stats: need(tun, 'tun').stats };
     case 'raw-open': {
-      raw = RawIpBind.open({
+      const raw = RawIpBind.open({
+        family: fam(req),
         groups: (req.groups as never) ?? [],
         ...(req.multicastInterface !== undefined ? { multicastInterface: String(req.multicastInterface) } : {}),
         loopback: req.loopback === true,
       });
+      raws.set(fam(req), raw);
       raw.onReceive((d) => print({ ev: 'raw', hex: hex(d.data), src: d.srcAddress, dst: d.dstAddress }));
       return {};
     }
     case 'raw-join':
-      need(raw, 'raw').join(req as never);
+      need(raws.get(fam(req)), 'raw').join(req as never);
       return {};
     case 'raw-send': {
       const data = Buffer.from(String(req.hex), 'hex');
-      need(raw, 'raw').send({
-        framing: 'raw-ip',
-        data,
-        family: (req.family as 4 | 6 | undefined) ?? 4,
-        srcAddress: '',
-        dstAddress: '',
-        srcPort: 0,
-        dstPort: 0,
-      });
-      return { stats: need(raw, 'raw').stats, lastError: need(raw, 'raw').lastError };
+      const raw = need(raws.get(fam(req)), 'raw');
+      raw.send({ framing: 'raw-ip', data, family: fam(req), srcAddress: '', dstAddress: '', srcPort: 0, dstPort: 0 });
+      return { stats: raw.stats, lastError: raw.lastError };
     }
     case 'udp-open': {
       const { id: _id, op: _op, ...options } = req;
@@ -89,7 +85,7 @@ async function handle(req: Request): Promise<object> {
       });
       return {};
     case 'stats':
-      return { tun: tun?.stats, raw: raw?.stats, udp: udp?.stats };
+      return { tun: tun?.stats, raw: raws.get(4)?.stats, raw6: raws.get(6)?.stats, udp: udp?.stats };
     case 'exit':
       await shutdown();
       setImmediate(() => process.exit(0));
@@ -105,7 +101,7 @@ function need<T>(v: T | undefined, what: string): T {
 }
 
 async function shutdown(): Promise<void> {
-  await Promise.all([tun?.close(), raw?.close(), udp?.close()]);
+  await Promise.all([tun?.close(), ...[...raws.values()].map((r) => r.close()), udp?.close()]);
 }
 
 let chain = Promise.resolve();

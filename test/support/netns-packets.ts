@@ -64,3 +64,16 @@ export function parseIpv4(p: Buffer): Ipv4View {
     payload: p.subarray(headerLength, p.readUInt16BE(2)),
   };
 }
+
+/** An IPv6 packet with no extension headers (traffic class and flow label zero). */
+export function ipv6Packet(o: { src: string; dst: string; nextHeader: number; payload: Uint8Array; hopLimit?: number }): Buffer {
+  const p = Buffer.alloc(40 + o.payload.length);
+  p.writeUInt32BE(0x60000000, 0);
+  p.writeUInt16BE(o.payload.length, 4);
+  p[6] = o.nextHeader;
+  p[7] = o.hopLimit ?? 8;
+  addressBytes(o.src).copy(p, 8);
+  addressBytes(o.dst).copy(p, 24);
+  Buffer.from(o.payload).copy(p, 40);
+  return p;
+}

@@ -11,6 +11,7 @@
  * Linux only (x86-64 / arm64 share every number used below: asm-generic ioctl and socket values).
  */
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 
 // koffi is a CommonJS package with a default export; load it lazily so that importing a bind
 // module on a platform without it (or in a unit test that never opens a device) costs nothing.
@@ -50,6 +51,10 @@ export const LINUX = {
   IPV6_JOIN_GROUP: 20,
   IPV6_LEAVE_GROUP: 21,
   IPV6_HDRINCL: 36,
+  IPV6_RECVPKTINFO: 49,
+  IPV6_PKTINFO: 50,
+  IPV6_RECVHOPLIMIT: 51,
+  IPV6_HOPLIMIT: 52,
   MCAST_JOIN_SOURCE_GROUP: 46,
   // <linux/if_tun.h>
   TUNSETIFF: 0x400454ca,
@@ -93,7 +98,14 @@ export interface Libc {
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: number): number;
   /** recvfrom with the address length in a 4-byte in/out buffer. */
   recvfrom(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: Uint8Array): number;
+  /** recvmsg with a caller-built `struct msghdr` (see `address`). */
+  recvmsg(fd: number, msghdr: Uint8Array, flags: number): number;
   if_nametoindex(name: string): number;
+  /**
+   * The native address of a buffer's bytes, for pointers stored inside structures (msghdr, iovec).
+   * Node's ArrayBuffer backing stores never move; the caller keeps the buffer referenced.
+   */
+  address(buf: Uint8Array): bigint;
   /** errno of the last failed call made through this object. */
   errno(): number;
   errnoName(errno: number): string;
@@ -107,6 +119,8 @@ let cached: Libc | undefined;
 export function loadLibc(): Libc {
   if (cached) return cached;
   if (process.platform !== 'linux') throw new Error(`libc FFI binds need Linux, not ${process.platform}`);
+  // Option values and struct fields below are written little-endian (x86-64, arm64).
+  if (endianness() !== 'LE') throw new Error('libc FFI binds assume a little-endian host');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const koffi = require('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
@@ -123,6 +137,7 @@ export function loadLibc(): Libc {
   const bind = f('int bind(int fd, const void *addr, uint32_t len)');
   const sendto = f('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)');
   const recvfrom = f('long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *alen)');
+  const recvmsg = f('long recvmsg(int fd, void *msg, int flags)');
   const ifNameToIndex = f('unsigned int if_nametoindex(const char *name)');
   cached = {
     open: (path, flags) => open(path, flags),
@@ -135,7 +150,9 @@ export function loadLibc(): Libc {
     bind: (fd, addr, len) => bind(fd, addr, len),
     sendto: (fd, buf, len, flags, addr, alen) => sendto(fd, buf, len, flags, addr, alen),
     recvfrom: (fd, buf, len, flags, addr, alen) => recvfrom(fd, buf, len, flags, addr, alen),
+    recvmsg: (fd, msghdr, flags) => recvmsg(fd, msghdr, flags),
     if_nametoindex: (name) => ifNameToIndex(name),
+    address: (buf) => koffi.address(buf) as bigint,
     errno: () => koffi.errno(),
     errnoName: (errno) => names.get(errno) ?? `E${errno}`,
     pollReadable(fd, onReadable) {

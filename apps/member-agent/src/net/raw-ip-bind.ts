@@ -2,32 +2,35 @@
  * Raw IP network bind (Linux, root or CAP_NET_RAW): native ESP (IP protocol 50) without UDP.
  *
  * The datapath hands this bind complete outer packets ('raw-ip' framing). They leave through an
- * `IPPROTO_RAW` socket, which implies IP_HDRINCL: the kernel sends our header as is (it only fills
- * the checksum and total length, and the source and ID when zero), so the outer source address can
- * be copied from the inner packet (RFC 5374 §3.1 address preservation) and UDP-encapsulated ESP or
- * bypass traffic can leave the same way. ESP arrives on a second raw socket bound to protocol 50,
- * which on IPv4 delivers the packet with its IP header, so the datapath sees the real outer
- * addresses. Multicast is received only for groups joined on that socket (IP_ADD_MEMBERSHIP, or
- * IP_ADD_SOURCE_MEMBERSHIP for SSM).
+ * `IPPROTO_RAW` socket, which implies IP_HDRINCL (IPv6: IPV6_HDRINCL): the kernel sends our header
+ * as written (IPv4: it only fills the checksum and total length, and the source and ID when
+ * zero), so the outer source address can be copied from the inner packet (RFC 5374 §3.1 address
+ * preservation), and UDP-encapsulated ESP or bypass traffic can leave the same way.
  *
- * IPv4 only: an IPv6 raw socket hides the received IPv6 header (RFC 3542 §3), so the outer
- * addresses would have to be rebuilt from recvmsg ancillary data; use the UDP bind for IPv6.
+ * ESP arrives on a second raw socket bound to protocol 50. On IPv4 the kernel delivers the packet
+ * with its IP header, so the datapath sees the real outer addresses. An IPv6 raw socket never
+ * shows the IPv6 header (RFC 3542 §3), so this bind reads with `recvmsg` and rebuilds the fixed
+ * header from the source address, the IPV6_PKTINFO destination and the IPV6_HOPLIMIT ancillary
+ * data (traffic class and flow label read as zero; extension headers were already processed).
+ * Multicast is received only for groups joined on that socket (ASM, or SSM with a source).
  *
  * Both descriptors are non-blocking; reads happen on the main thread when libuv reports the
  * receive socket readable (koffi.node.poll), draining up to `burst` packets per wake-up.
  */
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
 import { check, intOption, LINUX, loadLibc, type Libc } from './libc.js';
-import { addressBytes, addressFamily, addressText, isMulticast, sockaddrIn } from './ip-address.js';
+import { addressBytes, addressFamily, addressText, isMulticast, sockaddrAddress, sockaddrIn, sockaddrIn6 } from './ip-address.js';
 import { PacketSlab } from './packet-slab.js';
 
-/** IPPROTO_RAW: a send-only raw socket with IP_HDRINCL implied (raw(7)). */
+/** IPPROTO_RAW: a send-only raw socket with the header included (raw(7), RFC 3542). */
 const IPPROTO_RAW = 255;
 const IPV4_MIN_HEADER = 20;
+const IPV6_HEADER = 40;
 const MAX_IP_PACKET = 65535;
+const CONTROL_SIZE = 128;
 
 export interface MulticastJoin {
-  /** The group address (IPv4 224.0.0.0/4). */
+  /** The group address (224.0.0.0/4 or ff00::/8, matching the bind's family). */
   readonly group: string;
   /** Interface name to join on; default: the kernel's choice by route. */
   readonly interface?: string;
@@ -36,9 +39,11 @@ export interface MulticastJoin {
 }
 
 export interface RawIpBindOptions {
+  /** IP version of the outer packets. Default 4. */
+  readonly family?: 4 | 6;
   /** Groups the receive socket joins. */
   readonly groups?: readonly MulticastJoin[];
-  /** Interface name that multicast leaves by (IP_MULTICAST_IF); default: by route. */
+  /** Interface name that multicast leaves by (IP_MULTICAST_IF / IPV6_MULTICAST_IF). */
   readonly multicastInterface?: string;
   /** Loop our own multicast back to local listeners (IP_MULTICAST_LOOP). Default false. */
   readonly loopback?: boolean;
@@ -55,13 +60,18 @@ export interface RawIpBindStats {
   sentBytes: number;
   receivedPackets: number;
   receivedBytes: number;
-  /** Datagrams this bind cannot send: 'udp' framing, IPv6, or not an IPv4 packet. */
+  /** Datagrams this bind cannot send: 'udp' framing, the other family, not an IP packet. */
   sendRejected: number;
   /** sendto refused with EAGAIN/ENOBUFS (socket or device queue full): counted drops. */
   sendQueueFull: number;
   /** sendto failed otherwise (EMSGSIZE, ENETUNREACH, EPERM, ...). */
   sendErrors: number;
-  /** Received packets shorter than an IPv4 header (never expected from the kernel). */
+  /**
+   * IPv6 packets for an SSM group from a source not joined. Linux checks an IPv6 raw socket's
+   * source filter only when the socket is bound to the group address, so this bind applies it.
+   */
+  sourceFiltered: number;
+  /** Received packets that cannot be an IP packet of this family (never expected). */
   receiveMalformed: number;
   receiveErrors: number;
 }
@@ -75,6 +85,7 @@ export class RawIpBind implements NetworkBind {
     sendRejected: 0,
     sendQueueFull: 0,
     sendErrors: 0,
+    sourceFiltered: 0,
     receiveMalformed: 0,
     receiveErrors: 0,
   };
@@ -83,41 +94,66 @@ export class RawIpBind implements NetworkBind {
   private handler: ((datagram: InboundDatagram) => void) | undefined;
   private poll: { close(): void } | undefined;
   private closed = false;
-  private readonly slab = new PacketSlab(MAX_IP_PACKET);
-  private lastDst = -1;
-  private lastSockaddr: Buffer = Buffer.alloc(LINUX.SOCKADDR_IN_SIZE);
+  private readonly slab = new PacketSlab(MAX_IP_PACKET + IPV6_HEADER);
+  private lastSockaddr: Buffer = Buffer.alloc(0);
+  // IPv6 recvmsg state, built once: msghdr -> (name, iovec -> slab tail, control).
+  private readonly name = Buffer.alloc(LINUX.SOCKADDR_IN6_SIZE);
+  private readonly control = Buffer.alloc(CONTROL_SIZE);
+  private readonly iov = Buffer.alloc(16);
+  private readonly msghdr = Buffer.alloc(56);
+  /** IPv6 SSM groups (canonical text) and the sources joined for each. */
+  private readonly ssmSources = new Map<string, Set<string>>();
 
   private constructor(
     private readonly libc: Libc,
+    readonly family: 4 | 6,
     readonly sendFd: number,
     readonly receiveFd: number,
     private readonly burst: number,
-  ) {}
+    private readonly protocol: number,
+  ) {
+    if (family === 6) {
+      this.msghdr.writeBigUInt64LE(libc.address(this.name), 0);
+      this.msghdr.writeBigUInt64LE(libc.address(this.iov), 16);
+      this.msghdr.writeBigUInt64LE(1n, 24);
+      this.msghdr.writeBigUInt64LE(libc.address(this.control), 32);
+    }
+  }
 
   /** Opens both sockets and joins the groups. Throws SysError (EPERM without CAP_NET_RAW). */
   static open(options: RawIpBindOptions = {}, deps: { libc?: Libc } = {}): RawIpBind {
-    for (const join of options.groups ?? []) {
-      if (addressFamily(join.group) !== 4 || !isMulticast(join.group)) throw new RangeError(`not an IPv4 group: ${join.group}`);
-      if (join.source !== undefined && addressFamily(join.source) !== 4) throw new RangeError(`not an IPv4 source: ${join.source}`);
-    }
+    const family = options.family ?? 4;
+    for (const join of options.groups ?? []) validateJoin(family, join);
     const libc = deps.libc ?? loadLibc();
+    const domain = family === 4 ? LINUX.AF_INET : LINUX.AF_INET6;
+    const level = family === 4 ? LINUX.IPPROTO_IP : LINUX.IPPROTO_IPV6;
+    const protocol = options.protocol ?? LINUX.IPPROTO_ESP;
     const flags = LINUX.SOCK_RAW | LINUX.SOCK_NONBLOCK | LINUX.SOCK_CLOEXEC;
-    const sendFd = check(libc, 'socket(SOCK_RAW, IPPROTO_RAW)', libc.socket(LINUX.AF_INET, flags, IPPROTO_RAW));
+    const sendFd = check(libc, 'socket(SOCK_RAW, IPPROTO_RAW)', libc.socket(domain, flags, IPPROTO_RAW));
     let receiveFd = -1;
     try {
-      receiveFd = check(libc, 'socket(SOCK_RAW, proto)', libc.socket(LINUX.AF_INET, flags, options.protocol ?? LINUX.IPPROTO_ESP));
+      receiveFd = check(libc, 'socket(SOCK_RAW, protocol)', libc.socket(domain, flags, protocol));
       const loop = intOption(options.loopback ? 1 : 0);
-      check(libc, 'setsockopt(IP_MULTICAST_LOOP)', libc.setsockopt(sendFd, LINUX.IPPROTO_IP, LINUX.IP_MULTICAST_LOOP, loop, 4));
+      const loopName = family === 4 ? LINUX.IP_MULTICAST_LOOP : LINUX.IPV6_MULTICAST_LOOP;
+      check(libc, 'setsockopt(MULTICAST_LOOP)', libc.setsockopt(sendFd, level, loopName, loop, 4));
       if (options.multicastInterface !== undefined) {
-        const mreqn = ipMreqn('0.0.0.0', interfaceIndex(libc, options.multicastInterface));
-        check(libc, 'setsockopt(IP_MULTICAST_IF)', libc.setsockopt(sendFd, LINUX.IPPROTO_IP, LINUX.IP_MULTICAST_IF, mreqn, mreqn.length));
+        const index = interfaceIndex(libc, options.multicastInterface);
+        const value = family === 4 ? ipMreqn('0.0.0.0', index) : intOption(index);
+        const name = family === 4 ? LINUX.IP_MULTICAST_IF : LINUX.IPV6_MULTICAST_IF;
+        check(libc, 'setsockopt(MULTICAST_IF)', libc.setsockopt(sendFd, level, name, value, value.length));
+      }
+      if (family === 6) {
+        const on = intOption(1);
+        check(libc, 'setsockopt(IPV6_RECVPKTINFO)', libc.setsockopt(receiveFd, level, LINUX.IPV6_RECVPKTINFO, on, 4));
+        check(libc, 'setsockopt(IPV6_RECVHOPLIMIT)', libc.setsockopt(receiveFd, level, LINUX.IPV6_RECVHOPLIMIT, on, 4));
       }
       if (options.receiveBuffer !== undefined) {
         const size = intOption(options.receiveBuffer);
         check(libc, 'setsockopt(SO_RCVBUF)', libc.setsockopt(receiveFd, LINUX.SOL_SOCKET, LINUX.SO_RCVBUF, size, 4));
       }
-      for (const join of options.groups ?? []) joinGroup(libc, receiveFd, join);
-      return new RawIpBind(libc, sendFd, receiveFd, options.burst ?? 64);
+      const bind = new RawIpBind(libc, family, sendFd, receiveFd, options.burst ?? 64, protocol);
+      for (const join of options.groups ?? []) bind.join(join);
+      return bind;
     } catch (err) {
       libc.close(sendFd);
       if (receiveFd >= 0) libc.close(receiveFd);
@@ -131,27 +167,34 @@ export class RawIpBind implements NetworkBind {
 
   /** Joins one more group on the receive socket (e.g. when an SA for a new group is installed). */
   join(join: MulticastJoin): void {
-    joinGroup(this.libc, this.receiveFd, join);
+    validateJoin(this.family, join);
+    joinGroup(this.libc, this.family, this.receiveFd, join);
+    if (this.family === 6 && join.source !== undefined) {
+      const group = addressText(addressBytes(join.group));
+      const sources = this.ssmSources.get(group) ?? new Set<string>();
+      sources.add(addressText(addressBytes(join.source)));
+      this.ssmSources.set(group, sources);
+    }
   }
 
   send(datagram: OutboundDatagram): void {
     const data = datagram.data;
+    const v6 = this.family === 6;
     if (
       this.closed ||
       datagram.framing !== 'raw-ip' ||
-      datagram.family !== 4 ||
-      data.length < IPV4_MIN_HEADER ||
-      data[0]! >> 4 !== 4
+      datagram.family !== this.family ||
+      data.length < (v6 ? IPV6_HEADER : IPV4_MIN_HEADER) ||
+      data[0]! >> 4 !== this.family
     ) {
       this.stats.sendRejected++;
       return;
     }
-    // The kernel routes on the sockaddr, so it must name the header's own destination; most
-    // packets go to one group, so the last one is cached.
-    const dst = ((data[16]! << 24) | (data[17]! << 16) | (data[18]! << 8) | data[19]!) >>> 0;
-    if (dst !== this.lastDst) {
-      this.lastSockaddr = sockaddrIn(addressText(data.subarray(16, 20)));
-      this.lastDst = dst;
+    // The kernel routes on the sockaddr, so it must name the header's own destination. Most
+    // packets go to one group, so the last sockaddr is kept while the destination stays the same.
+    if (this.lastSockaddr.length === 0 || !headerDestinationIs(data, this.lastSockaddr, v6)) {
+      const dst = addressText(v6 ? data.subarray(24, 40) : data.subarray(16, 20));
+      this.lastSockaddr = v6 ? sockaddrIn6(dst) : sockaddrIn(dst);
     }
     const n = this.libc.sendto(this.sendFd, data, data.length, 0, this.lastSockaddr, this.lastSockaddr.length);
     if (n === data.length) {
@@ -167,36 +210,70 @@ export class RawIpBind implements NetworkBind {
 
   onReceive(handler: (datagram: InboundDatagram) => void): void {
     this.handler = handler;
-    if (!this.poll && !this.closed) this.poll = this.libc.pollReadable(this.receiveFd, () => this.drain());
+    if (!this.poll && !this.closed) {
+      this.poll = this.libc.pollReadable(this.receiveFd, () => (this.family === 4 ? this.drain4() : this.drain6()));
+    }
   }
 
-  private drain(): void {
+  private drain4(): void {
     for (let i = 0; i < this.burst && !this.closed; i++) {
       const buf = this.slab.tail();
       const n = this.libc.recvfrom(this.receiveFd, buf, buf.length, 0, null as unknown as Uint8Array, null as unknown as Uint8Array);
-      if (n < 0) {
-        const name = this.libc.errnoName(this.libc.errno());
-        if (name !== 'EAGAIN' && name !== 'EINTR') {
-          this.stats.receiveErrors++;
-          this.lastError = name;
-        }
-        return;
-      }
-      if (n < IPV4_MIN_HEADER) {
+      if (n < 0) return this.readFailed();
+      if (n < IPV4_MIN_HEADER || buf[0]! >> 4 !== 4) {
         this.stats.receiveMalformed++;
         continue;
       }
       const packet = this.slab.take(n);
-      this.stats.receivedPackets++;
-      this.stats.receivedBytes += n;
-      this.handler?.({
-        framing: 'raw-ip',
-        data: packet,
-        srcAddress: addressText(packet.subarray(12, 16)),
-        dstAddress: addressText(packet.subarray(16, 20)),
-        srcPort: 0,
-        dstPort: 0,
-      });
+      this.deliver(packet, addressText(packet.subarray(12, 16)), addressText(packet.subarray(16, 20)));
+    }
+  }
+
+  private drain6(): void {
+    for (let i = 0; i < this.burst && !this.closed; i++) {
+      const buf = this.slab.tail();
+      // Read the payload 40 bytes in, then write the rebuilt fixed header in front of it.
+      this.iov.writeBigUInt64LE(this.libc.address(buf) + BigInt(IPV6_HEADER), 0);
+      this.iov.writeBigUInt64LE(BigInt(buf.length - IPV6_HEADER), 8);
+      this.msghdr.writeUInt32LE(this.name.length, 8);
+      this.msghdr.writeBigUInt64LE(BigInt(this.control.length), 40);
+      this.msghdr.writeInt32LE(0, 48);
+      const n = this.libc.recvmsg(this.receiveFd, this.msghdr, 0);
+      if (n < 0) return this.readFailed();
+      const src = sockaddrAddress(this.name, this.msghdr.readUInt32LE(8));
+      const ancillary = parseIpv6Control(this.control, Number(this.msghdr.readBigUInt64LE(40)));
+      if (src === '' || ancillary.destination === undefined || n > 0xffff) {
+        this.stats.receiveMalformed++;
+        continue;
+      }
+      buf.writeUInt32BE(0x60000000, 0);
+      buf.writeUInt16BE(n, 4);
+      buf[6] = this.protocol;
+      buf[7] = ancillary.hopLimit;
+      this.name.copy(buf, 8, 8, 24);
+      ancillary.destination.copy(buf, 24);
+      const dst = addressText(ancillary.destination);
+      const allowed = this.ssmSources.get(dst);
+      if (allowed !== undefined && !allowed.has(src)) {
+        this.stats.sourceFiltered++;
+        continue;
+      }
+      const packet = this.slab.take(IPV6_HEADER + n);
+      this.deliver(packet, src, dst);
+    }
+  }
+
+  private deliver(packet: Buffer, srcAddress: string, dstAddress: string): void {
+    this.stats.receivedPackets++;
+    this.stats.receivedBytes += packet.length;
+    this.handler?.({ framing: 'raw-ip', data: packet, srcAddress, dstAddress, srcPort: 0, dstPort: 0 });
+  }
+
+  private readFailed(): void {
+    const name = this.libc.errnoName(this.libc.errno());
+    if (name !== 'EAGAIN' && name !== 'EINTR') {
+      this.stats.receiveErrors++;
+      this.lastError = name;
     }
   }
 
@@ -208,6 +285,41 @@ export class RawIpBind implements NetworkBind {
     this.libc.close(this.receiveFd);
     this.libc.close(this.sendFd);
   }
+}
+
+function validateJoin(family: 4 | 6, join: MulticastJoin): void {
+  if (addressFamily(join.group) !== family || !isMulticast(join.group)) {
+    throw new RangeError(`not an IPv${family} group: ${join.group}`);
+  }
+  if (join.source !== undefined && addressFamily(join.source) !== family) {
+    throw new RangeError(`not an IPv${family} source: ${join.source}`);
+  }
+}
+
+function headerDestinationIs(data: Uint8Array, sockaddr: Buffer, v6: boolean): boolean {
+  const [from, to, at] = v6 ? [24, 40, 8] : [16, 20, 4];
+  for (let i = from; i < to; i++) if (data[i] !== sockaddr[at + i - from]) return false;
+  return true;
+}
+
+/** IPV6_PKTINFO's destination and IPV6_HOPLIMIT from a control buffer (struct cmsghdr chain). */
+function parseIpv6Control(control: Buffer, length: number): { destination?: Buffer; hopLimit: number } {
+  const result: { destination?: Buffer; hopLimit: number } = { hopLimit: 0 };
+  let off = 0;
+  const end = Math.min(length, control.length);
+  while (off + 16 <= end) {
+    const len = Number(control.readBigUInt64LE(off));
+    if (len < 16 || off + len > end) break;
+    const level = control.readInt32LE(off + 8);
+    const type = control.readInt32LE(off + 12);
+    if (level === LINUX.IPPROTO_IPV6 && type === LINUX.IPV6_PKTINFO && len >= 16 + 20) {
+      result.destination = control.subarray(off + 16, off + 32);
+    } else if (level === LINUX.IPPROTO_IPV6 && type === LINUX.IPV6_HOPLIMIT && len >= 16 + 4) {
+      result.hopLimit = control.readInt32LE(off + 16) & 0xff;
+    }
+    off += (len + 7) & ~7; // CMSG_ALIGN
+  }
+  return result;
 }
 
 function interfaceIndex(libc: Libc, name: string): number {
@@ -224,19 +336,29 @@ function ipMreqn(group: string, ifindex: number): Buffer {
   return b;
 }
 
-function joinGroup(libc: Libc, fd: number, join: MulticastJoin): void {
+function joinGroup(libc: Libc, family: 4 | 6, fd: number, join: MulticastJoin): void {
   const ifindex = join.interface === undefined ? 0 : interfaceIndex(libc, join.interface);
+  const level = family === 4 ? LINUX.IPPROTO_IP : LINUX.IPPROTO_IPV6;
   if (join.source === undefined) {
-    const mreqn = ipMreqn(join.group, ifindex);
-    check(libc, 'setsockopt(IP_ADD_MEMBERSHIP)', libc.setsockopt(fd, LINUX.IPPROTO_IP, LINUX.IP_ADD_MEMBERSHIP, mreqn, mreqn.length));
+    if (family === 4) {
+      const mreqn = ipMreqn(join.group, ifindex);
+      check(libc, 'setsockopt(IP_ADD_MEMBERSHIP)', libc.setsockopt(fd, level, LINUX.IP_ADD_MEMBERSHIP, mreqn, mreqn.length));
+    } else {
+      // struct ipv6_mreq { in6_addr multiaddr; int ifindex; }
+      const mreq = Buffer.alloc(20);
+      addressBytes(join.group).copy(mreq, 0);
+      mreq.writeInt32LE(ifindex, 16);
+      check(libc, 'setsockopt(IPV6_JOIN_GROUP)', libc.setsockopt(fd, level, LINUX.IPV6_JOIN_GROUP, mreq, mreq.length));
+    }
     return;
   }
   // struct group_source_req { uint32 gsr_interface; sockaddr_storage gsr_group; sockaddr_storage gsr_source; }
-  // (MCAST_JOIN_SOURCE_GROUP takes an interface index, unlike ip_mreq_source's address.)
+  // (protocol-independent, RFC 3678 §5.2; the storage members are 8-byte aligned.)
   const ss = LINUX.SOCKADDR_STORAGE_SIZE;
-  const gsr = Buffer.alloc(8 + ss * 2); // the storage members are 8-byte aligned
+  const gsr = Buffer.alloc(8 + ss * 2);
   gsr.writeUInt32LE(ifindex, 0);
-  sockaddrIn(join.group).copy(gsr, 8);
-  sockaddrIn(join.source).copy(gsr, 8 + ss);
-  check(libc, 'setsockopt(MCAST_JOIN_SOURCE_GROUP)', libc.setsockopt(fd, LINUX.IPPROTO_IP, LINUX.MCAST_JOIN_SOURCE_GROUP, gsr, gsr.length));
+  const sa = family === 4 ? sockaddrIn : sockaddrIn6;
+  sa(join.group).copy(gsr, 8);
+  sa(join.source).copy(gsr, 8 + ss);
+  check(libc, 'setsockopt(MCAST_JOIN_SOURCE_GROUP)', libc.setsockopt(fd, level, LINUX.MCAST_JOIN_SOURCE_GROUP, gsr, gsr.length));
 }
