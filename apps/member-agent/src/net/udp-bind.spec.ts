@@ -76,13 +76,14 @@ describe('UdpBind over IPv4 loopback multicast (no root)', () => {
     const port = await freePort();
     const receiver = await open({ family: 4, localAddress: '127.0.0.1', port, localPort: port });
     const sender = await open({ family: 4, localAddress: '127.0.0.1', port: 0, localPort: 0 });
-    const received = collect(receiver, 4);
-    sender.send(out(esp(7, 1, 'x'), '127.0.0.1', port));
+    const received = collect(receiver, 5);
+    sender.send(out(esp(0x700, 1, 'x'), '127.0.0.1', port));
     sender.sendIke(Buffer.from('0123456789abcdef0123456789abcdef'), '127.0.0.1', port);
     sender.send(out(Buffer.from([0xff]), '127.0.0.1', port));
     sender.send(out(Buffer.from([0, 0]), '127.0.0.1', port));
+    sender.send(out(esp(7, 1, 'reserved SPI'), '127.0.0.1', port)); // SPIs 1..255 are reserved (RFC 4303 §2.1)
     const got = await received;
-    expect(receiver.stats).toMatchObject({ esp: 1, ike: 1, keepalive: 1, invalid: 1, receivedPackets: 4 });
+    expect(receiver.stats).toMatchObject({ esp: 1, ike: 1, keepalive: 1, invalid: 2, receivedPackets: 5 });
     // IKE keeps its marker on the way in: the datapath strips it and hands the message on.
     expect(Buffer.from(got[1]!.data).subarray(0, 4)).toEqual(Buffer.alloc(4));
     expect(got[1]!.dstAddress).toBe('127.0.0.1');

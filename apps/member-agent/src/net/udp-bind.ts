@@ -15,7 +15,7 @@
  */
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { addNonEspMarker, classifyPort4500, IKE_NATT_PORT } from '@app/codec';
+import { addNonEspMarker, classifyUdpEncap, IKE_NATT_PORT } from '@app/codec';
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
 import { addressFamily, isMulticast } from './ip-address.js';
 
@@ -216,7 +216,7 @@ export class UdpBind implements NetworkBind {
     }
     this.stats.receivedPackets++;
     this.stats.receivedBytes += msg.length;
-    this.stats[classifyPort4500(msg)]++;
+    this.stats[classifyUdpEncap(msg)]++;
     this.handler?.({
       framing: 'udp',
       data: msg,
