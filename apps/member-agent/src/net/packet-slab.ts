@@ -14,13 +14,13 @@ export class PacketSlab {
     readonly maxPacket: number,
     private readonly slabSize = Math.max(256 * 1024, maxPacket * 4),
   ) {
-    this.slab = Buffer.allocUnsafe(this.slabSize);
+    this.slab = Buffer.allocUnsafeSlow(this.slabSize);
   }
 
   /** Space for the next read: at least `maxPacket` bytes, not yet handed out. */
   tail(): Buffer {
     if (this.slabSize - this.used < this.maxPacket) {
-      this.slab = Buffer.allocUnsafe(this.slabSize);
+      this.slab = Buffer.allocUnsafeSlow(this.slabSize);
       this.used = 0;
     }
     return this.slab.subarray(this.used, this.used + this.maxPacket);
