@@ -33,17 +33,13 @@ import {
   type GsaSaPolicy,
   type KdPayload,
   type PayloadBodyCodec,
+  type WrappedKey,
 } from '@app/codec';
 
 const v4 = (a: number, b: number, c: number, d: number) => Uint8Array.from([a, b, c, d]);
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 /** A Wrapped Key (RFC 9838 §4.5.3): Key ID, KWK ID, then the (opaque here) encrypted key. */
-const wrapped = (keyId: number, kwkId: number, len = 24) => {
-  const b = new Uint8Array(8 + len).fill(0xa5);
-  new DataView(b.buffer).setUint32(0, keyId);
-  new DataView(b.buffer).setUint32(4, kwkId);
-  return b;
-};
+const wrapped = (keyId: number, kwkId: number, len = 24): WrappedKey => ({ keyId, kwkId, encryptedKey: new Uint8Array(len).fill(0xa5) });
 
 const kek: GsaSaPolicy = {
   kind: 'sa',

@@ -20,6 +20,7 @@ import type { GikeAttribute } from './gike-attribute.js';
 import { writeU32 } from './ike-body.js';
 import { gikeSpiLength, type GsaGwPolicy, type GsaSaPolicy } from './gike-gsa.js';
 import type { GroupKeyBag, MemberKeyBag } from './gike-kd.js';
+import { wrappedKey, type WrappedKey } from './wrapped-key.js';
 import type { Transform } from './ike-sa.js';
 
 /*
@@ -346,25 +347,25 @@ export function gwAttributes(v: GwAttributes): GikeAttribute[] {
 // Key bags (RFC 9838 §4.5.1, §4.5.2); SA_KEY / WRAP_KEY values are Wrapped Keys (§4.5.3)
 // ---------------------------------------------------------------------------------------------
 
-/** Key ID + KWK ID precede the encrypted key in a Wrapped Key (§4.5.3). */
-const WRAPPED_KEY_IDS_LENGTH = 8;
+function wrapped(v: Uint8Array): WrappedKey {
+  return wrappedKey.decode(v, 0, v.length);
+}
 
-function wrappedKeyId(v: Uint8Array, name: string): number {
-  if (v.length <= WRAPPED_KEY_IDS_LENGTH) bad(`${name} of ${v.length} octets is no Wrapped Key`);
-  return ((v[0]! << 24) >>> 0) + ((v[1]! << 16) | (v[2]! << 8) | v[3]!);
+function wrappedBytes(w: WrappedKey): Uint8Array {
+  return wrappedKey.encode(w);
 }
 
 /**
  * The SA_KEY values (Wrapped Keys, still wrapped) of a group key bag. Their Key ID MUST be zero
  * (§4.5.1.1); AH/ESP bags carry exactly one, Rekey SA bags one or more (several only in GSA_REKEY).
  */
-export function parseGroupKeyBag(b: GroupKeyBag, opts: { rekey: boolean } = { rekey: false }): { saKeys: Uint8Array[] } {
-  const saKeys: Uint8Array[] = [];
+export function parseGroupKeyBag(b: GroupKeyBag, opts: { rekey: boolean } = { rekey: false }): { saKeys: WrappedKey[] } {
+  const saKeys: WrappedKey[] = [];
   for (const a of b.attributes) {
     if (a.type !== GroupKeyBagAttr.SA_KEY) continue;
-    const v = tlv(a, 'SA_KEY');
-    if (wrappedKeyId(v, 'SA_KEY') !== GIKE_DEFAULT_KEY_ID) bad('SA_KEY with a non-zero Key ID');
-    saKeys.push(v);
+    const w = wrapped(tlv(a, 'SA_KEY'));
+    if (w.keyId !== GIKE_DEFAULT_KEY_ID) bad('SA_KEY with a non-zero Key ID');
+    saKeys.push(w);
   }
   if (saKeys.length === 0) bad('group key bag without SA_KEY');
   const many = b.protocol === GikeProtocol.GIKE_UPDATE && opts.rekey;
@@ -372,18 +373,18 @@ export function parseGroupKeyBag(b: GroupKeyBag, opts: { rekey: boolean } = { re
   return { saKeys };
 }
 
-export function groupKeyBag(protocol: number, spi: Uint8Array, saKeys: readonly Uint8Array[]): GroupKeyBag {
+export function groupKeyBag(protocol: number, spi: Uint8Array, saKeys: readonly WrappedKey[]): GroupKeyBag {
   return {
     kind: 'group',
     protocol,
     spi,
-    attributes: saKeys.map((value) => ({ type: GroupKeyBagAttr.SA_KEY, value })),
+    attributes: saKeys.map((w) => ({ type: GroupKeyBagAttr.SA_KEY, value: wrappedBytes(w) })),
   };
 }
 
 export interface MemberKeyBagContents {
   /** WRAP_KEY values (Wrapped Keys with a non-zero Key ID), in order. */
-  wrapKeys: Uint8Array[];
+  wrapKeys: WrappedKey[];
   /** AUTH_KEY: DER SubjectPublicKeyInfo of the GCKS rekey signing key. */
   authKey?: Uint8Array;
   /** GM_SENDER_ID values. */
@@ -396,9 +397,9 @@ export function parseMemberKeyBag(b: MemberKeyBag): MemberKeyBagContents {
   for (const a of b.attributes) {
     switch (a.type) {
       case MemberKeyBagAttr.WRAP_KEY: {
-        const v = tlv(a, 'WRAP_KEY');
-        if (wrappedKeyId(v, 'WRAP_KEY') === GIKE_DEFAULT_KEY_ID) bad('WRAP_KEY with Key ID zero');
-        out.wrapKeys.push(v);
+        const w = wrapped(tlv(a, 'WRAP_KEY'));
+        if (w.keyId === GIKE_DEFAULT_KEY_ID) bad('WRAP_KEY with Key ID zero');
+        out.wrapKeys.push(w);
         break;
       }
       case MemberKeyBagAttr.AUTH_KEY: {
@@ -423,7 +424,7 @@ export function parseMemberKeyBag(b: MemberKeyBag): MemberKeyBagContents {
 }
 
 export function memberKeyBag(v: MemberKeyBagContents): MemberKeyBag {
-  const attributes: GikeAttribute[] = v.wrapKeys.map((value) => ({ type: MemberKeyBagAttr.WRAP_KEY, value }));
+  const attributes: GikeAttribute[] = v.wrapKeys.map((w) => ({ type: MemberKeyBagAttr.WRAP_KEY, value: wrappedBytes(w) }));
   if (v.authKey !== undefined) attributes.push({ type: MemberKeyBagAttr.AUTH_KEY, value: v.authKey });
   for (const id of v.senderIds) {
     attributes.push({ type: MemberKeyBagAttr.GM_SENDER_ID, value: u32Bytes(id, 'sender ID') });
