@@ -1,0 +1,192 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  CodecError,
+  GikeProtocol,
+  IkePayload,
+  getPayload,
+  parseGroupKeyBag,
+  parseGsaAttributes,
+  parseGsaTransforms,
+  parseGwAttributes,
+  parseMemberKeyBag,
+  type GroupKeyBag,
+  type GsaSaAttributes,
+  type GsaSaPolicy,
+  type GsaTransformSet,
+  type GwAttributes,
+  type IkePayloadEntry,
+  type WrappedKey,
+} from '@app/codec';
+import { encrKeyLength, integKeyLength, splitRekeyKeys, unwrapKey } from './gsa-keys.js';
+
+/**
+ * GM side: turns the GSA and KD payloads of a registration response or a rekey into SAs ready to
+ * install (RFC 9838 §2.1.3 "GM Registration Operations", §2.2.1.4 "GSA_REKEY GM Operations", §3.3
+ * "GM Key Management Semantics"). Keys are matched to policies by protocol and SPI; every Wrapped
+ * Key is opened with the KWK its KWK ID names (0 = the default KWK of the carrying SA, otherwise a
+ * key from this message's WRAP_KEYs or from the member's working key path).
+ */
+
+export type GroupPayloadErrorCode =
+  | 'MISSING_PAYLOAD' // no GSA or no KD
+  | 'BAD_POLICY' // a GSA/KD substructure breaks RFC 9838 rules (the CodecError says which)
+  | 'NO_KEY' // a policy has no key bag
+  | 'CANNOT_UNWRAP' // no usable KWK: excluded from the group, or a wrong key
+  | 'BAD_KEY_LENGTH' // unwrapped keying material of the wrong size
+  | 'UNSUPPORTED'; // a transform we cannot install
+
+export class GroupPayloadError extends Error {
+  override readonly name = 'GroupPayloadError';
+  constructor(
+    readonly code: GroupPayloadErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+export interface OpenedDataSa {
+  protocol: number;
+  spi: number;
+  policy: GsaSaPolicy;
+  transforms: GsaTransformSet;
+  attributes: GsaSaAttributes;
+  encKey: Uint8Array;
+  integKey: Uint8Array;
+}
+
+export interface OpenedRekeySa {
+  spi: Uint8Array;
+  policy: GsaSaPolicy;
+  transforms: GsaTransformSet;
+  attributes: GsaSaAttributes;
+  gskE: Uint8Array;
+  gskA: Uint8Array;
+  gskW: Uint8Array;
+}
+
+export interface OpenedGroupPayloads {
+  rekey?: OpenedRekeySa;
+  data: OpenedDataSa[];
+  groupWide: GwAttributes;
+  /** Intermediate keys (WRAP_KEY) opened from this message, by Key ID, in message order. */
+  wrapKeys: Map<number, Uint8Array>;
+  authKey?: KeyObject;
+  senderIds: number[];
+}
+
+export interface OpenGroupPayloadsOptions {
+  /** The default KWK (Key ID 0) of the SA that carried the message. */
+  gskW: Uint8Array;
+  /** Keys of the member's working key path, by Key ID. */
+  knownKeys?: ReadonlyMap<number, Uint8Array>;
+  /** GSA_AUTH / GSA_REGISTRATION (true) or a rekey (false). */
+  registration: boolean;
+}
+
+const spiNumber = (b: Uint8Array) => ((b[0]! << 24) >>> 0) + ((b[1]! << 16) | (b[2]! << 8) | b[3]!);
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+
+function policyError(e: unknown): never {
+  if (e instanceof CodecError) throw new GroupPayloadError('BAD_POLICY', e.message);
+  throw e;
+}
+
+/** Opens WRAP_KEYs in dependency order (a key may be wrapped under one that comes later). */
+function openWrapKeys(wrapped: readonly WrappedKey[], kwk: (id: number) => Uint8Array | undefined): Map<number, Uint8Array> {
+  const opened = new Map<number, Uint8Array>();
+  const pending = [...wrapped];
+  while (pending.length > 0) {
+    const i = pending.findIndex((w) => opened.has(w.kwkId) || kwk(w.kwkId) !== undefined);
+    if (i < 0) break; // the rest are for other members' paths, or the member is excluded
+    const w = pending.splice(i, 1)[0]!;
+    const key = opened.get(w.kwkId) ?? kwk(w.kwkId)!;
+    try {
+      opened.set(w.keyId, unwrapKey(key, w));
+    } catch {
+      throw new GroupPayloadError('CANNOT_UNWRAP', `WRAP_KEY ${w.keyId} under KWK ${w.kwkId}`);
+    }
+  }
+  return opened;
+}
+
+function openSaKey(saKeys: readonly WrappedKey[], kwk: (id: number) => Uint8Array | undefined, what: string): Uint8Array {
+  for (const w of saKeys) {
+    const key = kwk(w.kwkId);
+    if (!key) continue;
+    try {
+      return unwrapKey(key, w);
+    } catch {
+      throw new GroupPayloadError('CANNOT_UNWRAP', `${what} SA_KEY under KWK ${w.kwkId}`);
+    }
+  }
+  throw new GroupPayloadError('CANNOT_UNWRAP', `no KWK for any SA_KEY of ${what}`);
+}
+
+export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenGroupPayloadsOptions): OpenedGroupPayloads {
+  const gsa = getPayload(payloads, IkePayload.GSA);
+  const kd = getPayload(payloads, IkePayload.KD);
+  if (!gsa || !kd) throw new GroupPayloadError('MISSING_PAYLOAD', !gsa ? 'no GSA payload' : 'no KD payload');
+  try {
+    const members = kd.keyBags.filter((b) => b.kind === 'member');
+    if (members.length > 1) throw new GroupPayloadError('BAD_POLICY', 'more than one member key bag');
+    const member = members[0] ? parseMemberKeyBag(members[0]) : { wrapKeys: [], senderIds: [] as number[] };
+    if (!o.registration && member.senderIds.length > 0) throw new GroupPayloadError('BAD_POLICY', 'GM_SENDER_ID in a rekey');
+
+    const known = o.knownKeys ?? new Map<number, Uint8Array>();
+    const base = (id: number) => (id === 0 ? o.gskW : known.get(id));
+    const wrapKeys = openWrapKeys(member.wrapKeys, base);
+    const kwk = (id: number) => wrapKeys.get(id) ?? base(id);
+
+    const groupBags = kd.keyBags.filter((b): b is GroupKeyBag => b.kind === 'group');
+    const bagFor = (p: GsaSaPolicy) => groupBags.find((b) => b.protocol === p.protocol && sameBytes(b.spi, p.spi));
+
+    const out: OpenedGroupPayloads = { data: [], groupWide: {}, wrapKeys, senderIds: member.senderIds };
+    for (const p of gsa.policies) {
+      if (p.kind === 'gw') {
+        out.groupWide = parseGwAttributes(p);
+        continue;
+      }
+      const transforms = parseGsaTransforms(p, { registration: o.registration });
+      const attributes = parseGsaAttributes(p);
+      const bag = bagFor(p);
+      if (!bag) throw new GroupPayloadError('NO_KEY', `no key bag for protocol ${p.protocol}`);
+      const { saKeys } = parseGroupKeyBag(bag, { rekey: !o.registration });
+      const keymat = openSaKey(saKeys, kwk, `protocol ${p.protocol}`);
+      if (p.protocol === GikeProtocol.GIKE_UPDATE) {
+        if (!transforms.encr || transforms.encr.keyLength === undefined || transforms.kwa === undefined) {
+          throw new GroupPayloadError('UNSUPPORTED', 'Rekey SA without an AES key length');
+        }
+        let keys;
+        try {
+          keys = splitRekeyKeys({ encrId: transforms.encr.id, keyBits: transforms.encr.keyLength, integId: transforms.integ, kwaId: transforms.kwa }, keymat);
+        } catch (e) {
+          throw new GroupPayloadError(e instanceof RangeError && /octets/.test(e.message) ? 'BAD_KEY_LENGTH' : 'UNSUPPORTED', (e as Error).message);
+        }
+        out.rekey = { spi: p.spi, policy: p, transforms, attributes, ...keys };
+      } else {
+        let e = 0;
+        let a = 0;
+        try {
+          e = transforms.encr ? encrKeyLength(transforms.encr.id, transforms.encr.keyLength ?? 0) : 0;
+          a = integKeyLength(transforms.integ);
+        } catch (err) {
+          throw new GroupPayloadError('UNSUPPORTED', (err as Error).message);
+        }
+        if (keymat.length !== e + a) throw new GroupPayloadError('BAD_KEY_LENGTH', `SA keying material of ${keymat.length} octets, expected ${e + a}`);
+        out.data.push({ protocol: p.protocol, spi: spiNumber(p.spi), policy: p, transforms, attributes, encKey: keymat.slice(0, e), integKey: keymat.slice(e) });
+      }
+    }
+    if (member.authKey) {
+      try {
+        out.authKey = createPublicKey({ key: Buffer.from(member.authKey), format: 'der', type: 'spki' });
+      } catch {
+        throw new GroupPayloadError('BAD_POLICY', 'AUTH_KEY is no SubjectPublicKeyInfo');
+      }
+    }
+    return out;
+  } catch (e) {
+    if (e instanceof GroupPayloadError) throw e;
+    return policyError(e);
+  }
+}
