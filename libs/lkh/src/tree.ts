@@ -1,0 +1,489 @@
+import type { WrappedKey } from '@app/codec';
+import { aesKeyWrapPad } from '@app/crypto';
+import { LKH_DEFAULT_DEGREE, LKH_DEFAULT_KEY_SIZE, LKH_KEY_SIZES, LKH_MIN_HEIGHT, type LkhKeySize } from './constants.js';
+import { LkhError } from './errors.js';
+import { TreeLayout } from './layout.js';
+import { cryptoRandomFill, type RandomFill } from './random.js';
+import type { JoinedMember, LkhChangeSet, RekeyBatch, RekeyResult } from './rekey.js';
+
+export interface LkhTreeOptions {
+  /** Tree degree d, 2..16 (default 4). */
+  degree?: number;
+  /** Node key size in octets: 16, 24 or 32 (AES-128/192/256; default 16). */
+  keySize?: LkhKeySize;
+  /** Source of fresh keys (default: node:crypto's CSPRNG). */
+  random?: RandomFill;
+}
+
+/** One node as persisted: its version and key (null while its subtree holds no member). */
+export interface LkhNodeState {
+  readonly node: number;
+  readonly version: number;
+  readonly key: Buffer | null;
+}
+
+export interface LkhTreeMeta {
+  readonly degree: number;
+  readonly keySize: LkhKeySize;
+  readonly height: number;
+  readonly epoch: number;
+}
+
+/** A key on a member's path: its Key ID (node and version) and the key itself. */
+export interface PathKey {
+  readonly keyId: number;
+  readonly key: Buffer;
+}
+
+// Flags of a node touched by a batch.
+const HAD_KEY = 1; // held a key before the batch (someone may hold the old key)
+const TAINT = 2; // a member that held the old key left: the old key must not be used
+const JOIN = 4; // a member joined below: it needs the new key through a new child key
+const EMPTY_KEY = Buffer.alloc(0);
+
+/**
+ * The GCKS's Logical Key Hierarchy (RFC 2627 §5.4; Wong, Gouda and Lam's key graphs) with batched
+ * rekeying after Zhang, Lam, Lee and Yang (2003): all joins and leaves of an interval produce one
+ * rekey in which each replaced key is wrapped once per child subtree that needs it.
+ *
+ * Storage is compact: per level one Buffer of keys, a Uint32Array of versions and a member count
+ * per node (Uint8Array occupancy on the leaf level); no object per node. Leaves are members; the
+ * root key is the group KEK. Node indices and Key IDs follow layout.ts and constants.ts.
+ *
+ * Balance: all leaves are on one level; a join takes the lowest free leaf, which is always a
+ * vacated one when any exists, so the tree stays as shallow as its peak membership allows
+ * (height = ceil(log_d(peak members))). When every leaf is taken the tree grows a new root.
+ *
+ * Rules for a node v whose subtree changed in a batch (v' its new key):
+ * - v's subtree is empty afterwards: its key is erased (the version is kept so a Key ID is
+ *   never reused for another key).
+ * - a member that held v left, or v had no key: v' is wrapped under the key of every non-empty
+ *   child (the child's new key if it changed) - forward secrecy;
+ * - otherwise (only joins below): v' is wrapped once under the old v, which every previous member
+ *   below holds, plus under the new key of each child with a joiner below - backward secrecy
+ *   (a joiner never receives an old key) - unless wrapping under every child is fewer wraps.
+ * For one leave in a full tree of height h that is d*h - 1 wraps; for one join, 2*h.
+ */
+export class LkhTree {
+  readonly layout: TreeLayout;
+  readonly degree: number;
+  readonly keySize: LkhKeySize;
+  private readonly random: RandomFill;
+
+  private heightValue = LKH_MIN_HEIGHT;
+  private epochValue = 0;
+  private members = 0;
+  /** Per level: allocated positions, keys, versions, member counts (occupancy on level 0). */
+  private caps: number[] = [];
+  private keys: Buffer[] = [];
+  private versions: Uint32Array[] = [];
+  private counts: (Uint8Array | Uint32Array)[] = [];
+
+  constructor(options: LkhTreeOptions = {}) {
+    this.layout = new TreeLayout(options.degree ?? LKH_DEFAULT_DEGREE);
+    this.degree = this.layout.degree;
+    const ks = options.keySize ?? LKH_DEFAULT_KEY_SIZE;
+    if (!(LKH_KEY_SIZES as readonly number[]).includes(ks)) {
+      throw new LkhError('BAD_CONFIG', `key size ${ks}; expected 16, 24 or 32`);
+    }
+    this.keySize = ks;
+    this.random = options.random ?? cryptoRandomFill;
+    for (let l = 0; l <= this.layout.maxHeight; l++) {
+      this.caps.push(0);
+      this.keys.push(EMPTY_KEY);
+      this.versions.push(new Uint32Array(0));
+      this.counts.push(l === 0 ? new Uint8Array(0) : new Uint32Array(0));
+    }
+  }
+
+  /**
+   * A tree holding `members` members at leaves 0..members-1, every node at version 1, built
+   * without a rekey message (a group created with its initial roster: each member receives its
+   * path from `memberPath` at registration).
+   */
+  static build(options: LkhTreeOptions, members: number): LkhTree {
+    const t = new LkhTree(options);
+    if (!Number.isInteger(members) || members < 0 || members > t.layout.maxLeaves) {
+      throw new LkhError('BAD_CONFIG', `cannot build a tree of ${members} members`);
+    }
+    const d = t.degree;
+    let h = LKH_MIN_HEIGHT;
+    while (d ** h < members) h++;
+    t.heightValue = h;
+    t.members = members;
+    if (members === 0) return t;
+    let total = 0;
+    for (let l = 0; l <= h; l++) total += Math.ceil(members / d ** l);
+    const all = Buffer.allocUnsafe(total * t.keySize);
+    t.random(all);
+    let off = 0;
+    for (let l = 0; l <= h; l++) {
+      const n = Math.ceil(members / d ** l);
+      t.caps[l] = n;
+      t.keys[l] = Buffer.from(all.subarray(off * t.keySize, (off + n) * t.keySize));
+      off += n;
+      t.versions[l] = new Uint32Array(n).fill(1);
+      if (l === 0) {
+        t.counts[0] = new Uint8Array(n).fill(1);
+      } else {
+        const c = new Uint32Array(n);
+        const below = t.counts[l - 1]!;
+        for (let p = 0; p < below.length; p++) c[Math.floor(p / d)]! += below[p]!;
+        t.counts[l] = c;
+      }
+    }
+    all.fill(0);
+    return t;
+  }
+
+  get height(): number {
+    return this.heightValue;
+  }
+  get epoch(): number {
+    return this.epochValue;
+  }
+  get memberCount(): number {
+    return this.members;
+  }
+  get rootNode(): number {
+    return this.layout.node(this.heightValue, 0);
+  }
+  get rootKeyId(): number {
+    return this.layout.keyId(this.rootNode, this.versionAt(this.heightValue, 0));
+  }
+  /** A copy of the group KEK, or null while the group is empty. */
+  rootKey(): Buffer | null {
+    return this.members === 0 ? null : Buffer.from(this.keyView(this.heightValue, 0));
+  }
+
+  meta(): LkhTreeMeta {
+    return { degree: this.degree, keySize: this.keySize, height: this.heightValue, epoch: this.epochValue };
+  }
+
+  isMember(leaf: number): boolean {
+    return Number.isInteger(leaf) && leaf >= 0 && leaf < this.caps[0]! && this.counts[0]![leaf] === 1;
+  }
+
+  /** Occupied leaves in ascending order. */
+  *memberLeaves(): IterableIterator<number> {
+    const occ = this.counts[0]!;
+    for (let p = 0; p < this.caps[0]!; p++) if (occ[p] === 1) yield p;
+  }
+
+  /** The keys a member at `leaf` holds, leaf first, root last (copies). */
+  memberPath(leaf: number): PathKey[] {
+    if (!this.isMember(leaf)) throw new LkhError('NOT_A_MEMBER', `leaf ${leaf} holds no member`);
+    const out: PathKey[] = [];
+    let p = leaf;
+    for (let l = 0; l <= this.heightValue; l++) {
+      out.push({ keyId: this.layout.keyId(this.layout.node(l, p), this.versions[l]![p]!), key: Buffer.from(this.keyView(l, p)) });
+      p = Math.floor(p / this.degree);
+    }
+    return out;
+  }
+
+  /** State of one node (key copied), for persistence. */
+  nodeState(node: number): LkhNodeState {
+    const l = this.layout.levelOf(node);
+    if (l < 0) throw new LkhError('UNKNOWN_KEY_ID', `node ${node} is not in the layout`);
+    const p = node - this.layout.levelOffset[l]!;
+    const version = this.versionAt(l, p);
+    const has = l <= this.heightValue && this.countAt(l, p) > 0;
+    return { node, version, key: has ? Buffer.from(this.keyView(l, p)) : null };
+  }
+
+  /** Every node that ever had a key (version > 0), for a full save. */
+  *allNodes(): IterableIterator<LkhNodeState> {
+    for (let l = 0; l <= this.heightValue; l++) {
+      const v = this.versions[l]!;
+      for (let p = 0; p < this.caps[l]!; p++) if (v[p]! > 0) yield this.nodeState(this.layout.node(l, p));
+    }
+  }
+
+  /** A member joins alone (one rekey). */
+  join(): RekeyResult {
+    return this.rekey({ joins: 1 });
+  }
+
+  /** A member leaves alone (one rekey). */
+  leave(leaf: number): RekeyResult {
+    return this.rekey({ leaves: [leaf] });
+  }
+
+  /**
+   * Applies a batch of leaves and joins and returns the one rekey that delivers the new keys.
+   * Leaves are applied first, so joins reuse the leaves they vacate. Throws LkhError (and changes
+   * nothing) for a leave of an empty or repeated leaf, or when the tree would be over capacity.
+   */
+  rekey(batch: RekeyBatch): RekeyResult {
+    const leaves = batch.leaves ?? [];
+    const joins = batch.joins ?? 0;
+    this.checkBatch(leaves, joins);
+    const d = this.degree;
+    const ks = this.keySize;
+    const layout = this.layout;
+
+    // --- mark: every node on the path of a changed leaf -------------------------------------
+    const index = new Map<number, number>(); // node -> slot in the arrays below
+    const mNode: number[] = [];
+    const mLevel: number[] = [];
+    const mPos: number[] = [];
+    const mFlags: number[] = [];
+    const touch = (l: number, p: number, flag: number): void => {
+      const node = layout.node(l, p);
+      let i = index.get(node);
+      if (i === undefined) {
+        i = mNode.length;
+        index.set(node, i);
+        mNode.push(node);
+        mLevel.push(l);
+        mPos.push(p);
+        mFlags.push(this.countAt(l, p) > 0 && (l > 0 || this.versionAt(l, p) > 0) ? HAD_KEY : 0);
+      }
+      mFlags[i] = mFlags[i]! | flag;
+    };
+
+    for (const leaf of leaves) {
+      let p = leaf;
+      for (let l = 0; l <= this.heightValue; l++) {
+        touch(l, p, TAINT);
+        this.counts[l]![p]! -= 1;
+        p = Math.floor(p / d);
+      }
+      this.members--;
+    }
+
+    const joinedLeaves: number[] = [];
+    for (let j = 0; j < joins; j++) {
+      if (this.members === d ** this.heightValue) this.grow(touch);
+      const leaf = this.lowestFreeLeaf();
+      joinedLeaves.push(leaf);
+      let p = leaf;
+      for (let l = 0; l <= this.heightValue; l++) {
+        this.ensure(l, p);
+        touch(l, p, JOIN);
+        this.counts[l]![p]! += 1;
+        p = Math.floor(p / d);
+      }
+      this.members++;
+    }
+
+    // --- fresh keys for every touched node that is not empty afterwards ----------------------
+    const order = mNode.map((_, i) => i).sort((a, b) => mNode[a]! - mNode[b]!);
+    const fresh = Buffer.allocUnsafe(mNode.length * ks);
+    this.random(fresh);
+    const newVersion = (i: number) => this.versions[mLevel[i]!]![mPos[i]!]! + 1;
+
+    // --- wraps, bottom-up ------------------------------------------------------------------
+    const wraps: WrappedKey[] = [];
+    for (const i of order) {
+      const l = mLevel[i]!;
+      const p = mPos[i]!;
+      if (l === 0 || this.countAt(l, p) === 0) continue;
+      const vKey = fresh.subarray(i * ks, (i + 1) * ks);
+      const vKeyId = layout.keyId(mNode[i]!, newVersion(i));
+      const flags = mFlags[i]!;
+      let nonEmpty = 0;
+      let withJoin = 0;
+      for (let j = 0; j < d; j++) {
+        const c = p * d + j;
+        if (this.countAt(l - 1, c) === 0) continue;
+        nonEmpty++;
+        const ci = index.get(layout.node(l - 1, c));
+        if (ci !== undefined && (mFlags[ci]! & JOIN) !== 0) withJoin++;
+      }
+      const oldUsable = (flags & HAD_KEY) !== 0 && (flags & TAINT) === 0;
+      const underOld = oldUsable && 1 + withJoin < nonEmpty;
+      if (underOld) {
+        wraps.push(this.wrap(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p)));
+      }
+      for (let j = 0; j < d; j++) {
+        const c = p * d + j;
+        if (this.countAt(l - 1, c) === 0) continue;
+        const cNode = layout.node(l - 1, c);
+        const ci = index.get(cNode);
+        if (ci === undefined) {
+          if (underOld) continue; // its members hold the old v
+          wraps.push(this.wrap(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c)));
+        } else {
+          if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
+          wraps.push(this.wrap(vKeyId, vKey, layout.keyId(cNode, newVersion(ci)), fresh.subarray(ci * ks, (ci + 1) * ks)));
+        }
+      }
+    }
+
+    // --- commit ------------------------------------------------------------------------------
+    for (const i of order) {
+      const l = mLevel[i]!;
+      const p = mPos[i]!;
+      const dst = this.keys[l]!;
+      if (this.countAt(l, p) === 0) {
+        dst.fill(0, p * ks, (p + 1) * ks);
+      } else {
+        this.versions[l]![p]! += 1;
+        fresh.copy(dst, p * ks, i * ks, (i + 1) * ks);
+      }
+    }
+    fresh.fill(0);
+    this.epochValue++;
+
+    const rekey = { epoch: this.epochValue, rootKeyId: this.rootKeyId, wraps };
+    const byKwk = new Map<number, WrappedKey[]>();
+    if (joinedLeaves.length > 0) {
+      for (const w of wraps) {
+        const list = byKwk.get(w.kwkId);
+        if (list) list.push(w);
+        else byKwk.set(w.kwkId, [w]);
+      }
+    }
+    const joined = joinedLeaves.map((leaf) => this.joinedMember(leaf, byKwk));
+    const changes: LkhChangeSet = { epoch: this.epochValue, height: this.heightValue, nodes: order.map((i) => mNode[i]!) };
+    return { rekey, joined, left: [...leaves], changes };
+  }
+
+  private wrap(keyId: number, key: Uint8Array, kwkId: number, kwk: Uint8Array): WrappedKey {
+    return { keyId, kwkId, encryptedKey: aesKeyWrapPad(kwk, key) };
+  }
+
+  private joinedMember(leaf: number, byKwk: ReadonlyMap<number, readonly WrappedKey[]>): JoinedMember {
+    const leafKeyId = this.layout.keyId(this.layout.node(0, leaf), this.versions[0]![leaf]!);
+    const pathWraps: WrappedKey[] = [];
+    let kwk = leafKeyId;
+    let p = leaf;
+    for (let l = 1; l <= this.heightValue; l++) {
+      p = Math.floor(p / this.degree);
+      const target = this.layout.keyId(this.layout.node(l, p), this.versions[l]![p]!);
+      const w = byKwk.get(kwk)?.find((x) => x.keyId === target);
+      if (!w) break;
+      pathWraps.push(w);
+      kwk = target;
+    }
+    return { leaf, leafKeyId, leafKey: Buffer.from(this.keyView(0, leaf)), pathWraps };
+  }
+
+  private checkBatch(leaves: readonly number[], joins: number): void {
+    if (!Number.isInteger(joins) || joins < 0) throw new LkhError('BAD_CONFIG', `joins ${joins}`);
+    const seen = new Set<number>();
+    for (const leaf of leaves) {
+      if (!this.isMember(leaf)) throw new LkhError('NOT_A_MEMBER', `leaf ${leaf} holds no member`);
+      if (seen.has(leaf)) throw new LkhError('DUPLICATE', `leaf ${leaf} leaves twice`);
+      seen.add(leaf);
+    }
+    if (this.members - leaves.length + joins > this.layout.maxLeaves) {
+      throw new LkhError('TREE_FULL', `the layout holds at most ${this.layout.maxLeaves} members`);
+    }
+    if (this.epochValue >= 0xffff_ffff) throw new LkhError('TREE_FULL', 'epoch space exhausted');
+  }
+
+  /** Adds a root above the current one (which becomes its child 0). */
+  private grow(touch: (l: number, p: number, flag: number) => void): void {
+    const h = this.heightValue + 1;
+    this.ensure(h, 0);
+    // The new root has never had a key: touch it before its count is set so it is not HAD_KEY.
+    touch(h, 0, 0);
+    this.counts[h]![0] = this.members;
+    this.heightValue = h;
+  }
+
+  private lowestFreeLeaf(): number {
+    const d = this.degree;
+    let p = 0;
+    for (let l = this.heightValue; l >= 1; l--) {
+      const childLevel = l - 1;
+      const full = childLevel === 0 ? 1 : d ** childLevel;
+      let next = -1;
+      for (let j = 0; j < d; j++) {
+        if (this.countAt(childLevel, p * d + j) < full) {
+          next = p * d + j;
+          break;
+        }
+      }
+      if (next < 0) throw new LkhError('TREE_FULL', 'no free leaf below the root');
+      p = next;
+    }
+    return p;
+  }
+
+  private countAt(l: number, p: number): number {
+    return p < this.caps[l]! ? this.counts[l]![p]! : 0;
+  }
+
+  private versionAt(l: number, p: number): number {
+    return p < this.caps[l]! ? this.versions[l]![p]! : 0;
+  }
+
+  private keyView(l: number, p: number): Buffer {
+    return this.keys[l]!.subarray(p * this.keySize, (p + 1) * this.keySize);
+  }
+
+  /** Grows the level-l arrays (doubling, up to the layout's size) so that position p exists. */
+  private ensure(l: number, p: number): void {
+    const cap = this.caps[l]!;
+    if (p < cap) return;
+    const max = this.layout.levelSize[l]!;
+    const next = Math.min(max, Math.max(p + 1, cap * 2, 16));
+    const keys = Buffer.alloc(next * this.keySize);
+    this.keys[l]!.copy(keys);
+    this.keys[l]!.fill(0);
+    this.keys[l] = keys;
+    const v = new Uint32Array(next);
+    v.set(this.versions[l]!);
+    this.versions[l] = v;
+    const c = l === 0 ? new Uint8Array(next) : new Uint32Array(next);
+    c.set(this.counts[l]!);
+    this.counts[l] = c;
+    this.caps[l] = next;
+  }
+
+  /**
+   * Rebuilds a tree from persisted nodes (store.ts). Member counts are recomputed from the leaves;
+   * any inconsistency (a key where no member is, or a member's path without a key) is BAD_SNAPSHOT.
+   */
+  static restore(options: LkhTreeOptions, meta: LkhTreeMeta, nodes: Iterable<LkhNodeState>): LkhTree {
+    const t = new LkhTree({ ...options, degree: meta.degree, keySize: meta.keySize });
+    if (!Number.isInteger(meta.height) || meta.height < LKH_MIN_HEIGHT || meta.height > t.layout.maxHeight) {
+      throw new LkhError('BAD_SNAPSHOT', `height ${meta.height}`);
+    }
+    if (!Number.isInteger(meta.epoch) || meta.epoch < 0 || meta.epoch > 0xffff_ffff) {
+      throw new LkhError('BAD_SNAPSHOT', `epoch ${meta.epoch}`);
+    }
+    t.heightValue = meta.height;
+    t.epochValue = meta.epoch;
+    const hasKey: boolean[][] = [];
+    for (let l = 0; l <= meta.height; l++) hasKey.push([]);
+    for (const n of nodes) {
+      const l = t.layout.levelOf(n.node);
+      if (l < 0 || l > meta.height) throw new LkhError('BAD_SNAPSHOT', `node ${n.node} outside the tree`);
+      if (!Number.isInteger(n.version) || n.version < 1 || n.version > 0xffff_ffff) {
+        throw new LkhError('BAD_SNAPSHOT', `node ${n.node} version ${n.version}`);
+      }
+      const p = n.node - t.layout.levelOffset[l]!;
+      t.ensure(l, p);
+      t.versions[l]![p] = n.version;
+      if (n.key) {
+        if (n.key.length !== t.keySize) throw new LkhError('BAD_SNAPSHOT', `node ${n.node} key length`);
+        n.key.copy(t.keys[l]!, p * t.keySize);
+        hasKey[l]![p] = true;
+        if (l === 0) t.counts[0]![p] = 1;
+      }
+    }
+    const d = t.degree;
+    for (let p = 0; p < t.caps[0]!; p++) {
+      if (t.counts[0]![p] !== 1) continue;
+      t.members++;
+      let q = p;
+      for (let l = 1; l <= meta.height; l++) {
+        q = Math.floor(q / d);
+        if (!hasKey[l]![q]) throw new LkhError('BAD_SNAPSHOT', `member at leaf ${p} has no key on level ${l}`);
+        t.counts[l]![q]! += 1;
+      }
+    }
+    for (let l = 1; l <= meta.height; l++) {
+      for (let p = 0; p < t.caps[l]!; p++) {
+        if (hasKey[l]![p] && t.counts[l]![p] === 0) throw new LkhError('BAD_SNAPSHOT', `key without members at level ${l}`);
+      }
+    }
+    if (t.members > d ** meta.height) throw new LkhError('BAD_SNAPSHOT', 'more members than leaves');
+    return t;
+  }
+}
