@@ -5,3 +5,4 @@ export * from './gsa-keys.js';
 export * from './gsa-builder.js';
 export * from './gsa-member.js';
 export * from './gsa-rekey.js';
+export * from './group-token.js';
