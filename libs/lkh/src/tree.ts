@@ -112,16 +112,12 @@ export class LkhTree {
     t.heightValue = h;
     t.members = members;
     if (members === 0) return t;
-    let total = 0;
-    for (let l = 0; l <= h; l++) total += Math.ceil(members / d ** l);
-    const all = Buffer.allocUnsafe(total * t.keySize);
-    t.random(all);
-    let off = 0;
     for (let l = 0; l <= h; l++) {
       const n = Math.ceil(members / d ** l);
       t.caps[l] = n;
-      t.keys[l] = Buffer.from(all.subarray(off * t.keySize, (off + n) * t.keySize));
-      off += n;
+      const keys = Buffer.alloc(n * t.keySize);
+      t.random(keys);
+      t.keys[l] = keys;
       t.versions[l] = new Uint32Array(n).fill(1);
       if (l === 0) {
         t.counts[0] = new Uint8Array(n).fill(1);
@@ -132,7 +128,6 @@ export class LkhTree {
         t.counts[l] = c;
       }
     }
-    all.fill(0);
     return t;
   }
 
