@@ -6,3 +6,4 @@ export * from './gsa-builder.js';
 export * from './gsa-member.js';
 export * from './gsa-rekey.js';
 export * from './group-token.js';
+export * from './group-schedule.js';
