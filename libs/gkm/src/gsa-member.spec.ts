@@ -150,6 +150,13 @@ describe('registration payloads, GCKS to GM', () => {
     expect(code(() => openGroupPayloads(wire(rekeyWithGcauth), { gskW, registration: false }))).toBe('BAD_POLICY');
   });
 
+  it('refuses a Rekey SA whose destination is not one multicast address, UDP, one port', () => {
+    const unicast = { ...rekeySa(1), destination: ts(v4(10, 0, 0, 9), 848) };
+    expect(() => openGroupPayloads(groupPayloads({ rekey: unicast, data: [], gskW, registration: true }), { gskW, registration: true })).toThrow(/BAD_POLICY/);
+    const range = { ...rekeySa(1), destination: { ...ts(v4(239, 0, 0, 1), 848), endPort: 849 } };
+    expect(() => openGroupPayloads(groupPayloads({ rekey: range, data: [], gskW, registration: true }), { gskW, registration: true })).toThrow(/BAD_POLICY/);
+  });
+
   it('builds refusal and GROUP_SENDER notifications', () => {
     expect(registrationRefusal(NotifyType.AUTHORIZATION_FAILED).body).toEqual({ protocolId: 0, notifyType: 46, spi: new Uint8Array(0), data: new Uint8Array(0) });
     expect((groupSenderNotify(3).body as { data: Uint8Array }).data).toEqual(Uint8Array.from([0, 0, 0, 3]));

@@ -84,6 +84,21 @@ export interface OpenGroupPayloadsOptions {
   registration: boolean;
 }
 
+const UDP = 17;
+
+/**
+ * RFC 9838 §4.4.1: the Rekey SA's destination selector names one multicast address, UDP and one
+ * port (where GSA_REKEY arrives); anything else would have the GM listen somewhere undefined.
+ */
+function checkRekeySelectors(p: GsaSaPolicy): void {
+  const d = p.destination;
+  const single = Buffer.from(d.startAddress).equals(Buffer.from(d.endAddress)) && d.startPort === d.endPort;
+  const multicast = d.startAddress.length === 4 ? (d.startAddress[0]! & 0xf0) === 0xe0 : d.startAddress[0] === 0xff;
+  if (!single || !multicast || d.ipProtocol !== UDP) {
+    throw new GroupPayloadError('BAD_POLICY', 'Rekey SA destination must be one multicast address, UDP, one port');
+  }
+}
+
 const spiNumber = (b: Uint8Array) => ((b[0]! << 24) >>> 0) + ((b[1]! << 16) | (b[2]! << 8) | b[3]!);
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 
@@ -154,6 +169,7 @@ export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenG
       const { saKeys } = parseGroupKeyBag(bag, { rekey: !o.registration });
       const keymat = openSaKey(saKeys, kwk, `protocol ${p.protocol}`);
       if (p.protocol === GikeProtocol.GIKE_UPDATE) {
+        checkRekeySelectors(p);
         if (!transforms.encr || transforms.encr.keyLength === undefined || transforms.kwa === undefined) {
           throw new GroupPayloadError('UNSUPPORTED', 'Rekey SA without an AES key length');
         }
