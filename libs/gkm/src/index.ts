@@ -8,3 +8,10 @@ export * from './gsa-rekey.js';
 export * from './group-token.js';
 export * from './group-schedule.js';
 export * from './group-sender-id.js';
+// IKEv2 SA setup (RFC 7296): initiator and responder state machines, established IKE SAs.
+export * from './ike-types.js';
+export * from './ike-proposal.js';
+export * from './ike-sa.js';
+export * from './ike-initiator.js';
+export * from './ike-responder.js';
+export { ikeNotify } from './ike-util.js';

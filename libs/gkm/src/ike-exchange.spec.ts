@@ -1,0 +1,254 @@
+import { describe, expect, it } from 'vitest';
+import { IkeExchange, IkePayload, NotifyType, getNotify, ikeMessage, stripNonEspMarker, type IdPayload } from '@app/codec';
+import {
+  IkeError,
+  IkeInitiator,
+  IkeResponder,
+  type IkeLocalAuth,
+  type IkePath,
+  type IkePeerPolicy,
+  type IkeProposalConfig,
+  type IkeTransport,
+} from '@app/gkm';
+import {
+  ManualClock,
+  PROPOSAL_CBC_X25519,
+  PROPOSAL_GCM_ECP256,
+  fqdn,
+  makePki,
+  pathBetween,
+  random,
+  reversePath,
+} from '../../../test/support/ike-fixtures.js';
+
+interface Setup {
+  initiatorProposals?: IkeProposalConfig[];
+  responderProposals?: IkeProposalConfig[];
+  iAuth: IkeLocalAuth;
+  rAuth: IkeLocalAuth;
+  iPeer: IkePeerPolicy;
+  rPeers: (id: IdPayload) => IkePeerPolicy | undefined;
+  marker?: boolean;
+  cookieThreshold?: number;
+  tamper?: (bytes: Uint8Array, toResponder: boolean) => Uint8Array | undefined;
+}
+
+/** Wires an initiator and a responder through a synchronous in-memory network. */
+function run(s: Setup) {
+  const clock = new ManualClock();
+  const { ab } = pathBetween('10.0.0.1', '10.0.0.2', s.marker ? 4500 : 500, s.marker ?? false);
+  const queue: { to: 'i' | 'r'; bytes: Uint8Array; path: IkePath }[] = [];
+  const toR: IkeTransport = { send: (bytes, path) => queue.push({ to: 'r', bytes, path: reversePath(path) }) };
+  const toI: IkeTransport = { send: (bytes, path) => queue.push({ to: 'i', bytes, path: reversePath(path) }) };
+  const responder = new IkeResponder({
+    transport: toI,
+    clock,
+    random,
+    proposals: s.responderProposals ?? [PROPOSAL_GCM_ECP256, PROPOSAL_CBC_X25519],
+    localId: fqdn('gcks.example'),
+    localAuth: s.rAuth,
+    resolvePeer: s.rPeers,
+    cookieThreshold: s.cookieThreshold,
+  });
+  const initiator = new IkeInitiator({
+    transport: toR,
+    clock,
+    random,
+    path: ab,
+    proposals: s.initiatorProposals ?? [PROPOSAL_GCM_ECP256],
+    localId: fqdn('member1.example'),
+    localAuth: s.iAuth,
+    peer: s.iPeer,
+    retransmit: { timeoutMs: 1000, tries: 2 },
+  });
+  const outcomes: string[] = [];
+  const pump = () => {
+    for (let n = 0; queue.length > 0 && n < 100; n++) {
+      const d = queue.shift()!;
+      const bytes = s.tamper ? s.tamper(d.bytes, d.to === 'r') : d.bytes;
+      if (!bytes) continue;
+      outcomes.push(d.to + ':' + (d.to === 'r' ? responder.receive(bytes, d.path) : initiator.receive(bytes, d.path)));
+    }
+  };
+  return { clock, responder, initiator, pump, queue, outcomes };
+}
+
+const psk = new TextEncoder().encode('a shared secret of decent length');
+const now = new Date('2026-06-01T00:00:00Z');
+
+describe('IKEv2 initiator and responder', () => {
+  for (const [name, proposal] of [
+    ['AES-GCM-16-256/ECP-256', PROPOSAL_GCM_ECP256],
+    ['AES-CBC-256/HMAC-SHA-256-128/Curve25519', PROPOSAL_CBC_X25519],
+  ] as const) {
+    it(`establishes with PSK over ${name}, then answers liveness and deletes`, async () => {
+      const t = run({ initiatorProposals: [proposal], iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }) });
+      const done = t.initiator.start();
+      t.pump();
+      const { sa } = await done;
+      expect(t.initiator.phase).toBe('established');
+      expect(t.responder.established.size).toBe(1);
+      const rsa = [...t.responder.established.values()][0]!;
+      expect(Buffer.from(rsa.state.keys.skd).equals(Buffer.from(sa.state.keys.skd))).toBe(true);
+      expect(new TextDecoder().decode(rsa.state.peerId.data)).toBe('member1.example');
+      const ping = sa.ping();
+      t.pump();
+      await ping;
+      const del = sa.delete();
+      t.pump();
+      await del;
+      expect(t.responder.established.size).toBe(0);
+    });
+  }
+
+  it('establishes with ECDSA P-256 certificates on port 4500 with the non-ESP marker', async () => {
+    const pki = makePki(now);
+    const m = pki.member('member1.example');
+    const g = pki.member('gcks.example');
+    const t = run({
+      marker: true,
+      iAuth: { kind: 'signature', privateKey: m.key, certificates: [m.der] },
+      rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+      iPeer: { trustAnchors: [pki.ca] },
+      rPeers: () => ({ trustAnchors: [pki.ca] }),
+    });
+    const sent: Uint8Array[] = [];
+    const orig = t.queue.push.bind(t.queue);
+    t.queue.push = (...items) => {
+      for (const i of items) sent.push(i.bytes);
+      return orig(...items);
+    };
+    const done = t.initiator.start();
+    t.pump();
+    const { sa } = await done;
+    expect(sa.state.peerCertificate?.x509.subject).toContain('gcks.example');
+    expect(sent.every((b) => stripNonEspMarker(b) !== undefined)).toBe(true);
+  });
+
+  it('refuses a certificate from another CA, a wrong PSK and an unknown peer, keeping no SA', async () => {
+    const pki = makePki(now);
+    const rogue = makePki(now, 'Rogue CA');
+    const m = rogue.member('member1.example');
+    const g = pki.member('gcks.example');
+    const cases: Setup[] = [
+      {
+        iAuth: { kind: 'signature', privateKey: m.key, certificates: [m.der] },
+        rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+        iPeer: { trustAnchors: [pki.ca] },
+        rPeers: () => ({ trustAnchors: [pki.ca] }),
+      },
+      { iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk: new TextEncoder().encode('wrong') }, rPeers: () => ({ psk }) },
+      { iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => undefined },
+    ];
+    for (const c of cases) {
+      const t = run(c);
+      const done = t.initiator.start();
+      t.pump();
+      await expect(done).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' });
+      expect(t.responder.established.size).toBe(0);
+      expect(t.responder.halfOpenCount).toBe(0);
+    }
+  });
+
+  it('the initiator refuses a responder whose certificate names another identity', async () => {
+    const pki = makePki(now);
+    const m = pki.member('member1.example');
+    const g = pki.member('impostor.example');
+    const t = run({
+      iAuth: { kind: 'signature', privateKey: m.key, certificates: [m.der] },
+      rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+      iPeer: { trustAnchors: [pki.ca] },
+      rPeers: () => ({ trustAnchors: [pki.ca] }),
+    });
+    const done = t.initiator.start();
+    t.pump();
+    await expect(done).rejects.toBeInstanceOf(IkeError);
+    expect(t.initiator.phase).toBe('failed');
+  });
+
+  it('retries with the group named by INVALID_KE_PAYLOAD', async () => {
+    const t = run({
+      initiatorProposals: [PROPOSAL_GCM_ECP256, { ...PROPOSAL_GCM_ECP256, group: PROPOSAL_CBC_X25519.group }],
+      responderProposals: [{ ...PROPOSAL_GCM_ECP256, group: PROPOSAL_CBC_X25519.group }],
+      iAuth: { kind: 'psk' },
+      rAuth: { kind: 'psk' },
+      iPeer: { psk },
+      rPeers: () => ({ psk }),
+    });
+    const done = t.initiator.start();
+    t.pump();
+    const { sa } = await done;
+    expect(sa.state.suite.group).toBe(PROPOSAL_CBC_X25519.group);
+    expect(t.initiator.counters.get('invalid_ke_retry')).toBe(1);
+  });
+
+  it('answers NO_PROPOSAL_CHOSEN when nothing matches', async () => {
+    const t = run({
+      initiatorProposals: [PROPOSAL_CBC_X25519],
+      responderProposals: [PROPOSAL_GCM_ECP256],
+      iAuth: { kind: 'psk' },
+      rAuth: { kind: 'psk' },
+      iPeer: { psk },
+      rPeers: () => ({ psk }),
+    });
+    const done = t.initiator.start();
+    t.pump();
+    await expect(done).rejects.toMatchObject({ code: 'NO_PROPOSAL_CHOSEN' });
+  });
+
+  it('sends a COOKIE under load and the initiator echoes it (RFC 7296 §2.6)', async () => {
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }), cookieThreshold: 0 });
+    const done = t.initiator.start();
+    t.pump();
+    await done;
+    expect(t.initiator.counters.get('cookie')).toBe(1);
+    expect(t.responder.counters.get('cookie_sent')).toBe(1);
+  });
+
+  it('retransmits lost messages and the responder answers retransmissions from its cache', async () => {
+    let dropFirstAuthResponse = true;
+    const t = run({
+      iAuth: { kind: 'psk' },
+      rAuth: { kind: 'psk' },
+      iPeer: { psk },
+      rPeers: () => ({ psk }),
+      tamper: (bytes, toResponder) => {
+        if (!toResponder && dropFirstAuthResponse && ikeMessage.decode(bytes).header.exchangeType === IkeExchange.IKE_AUTH) {
+          dropFirstAuthResponse = false;
+          return undefined;
+        }
+        return bytes;
+      },
+    });
+    const done = t.initiator.start();
+    t.pump();
+    expect(t.initiator.phase).toBe('auth-sent');
+    t.clock.advance(1000);
+    t.pump();
+    await done;
+    expect(t.initiator.counters.get('retransmit')).toBe(1);
+    expect(t.responder.counters.get('response_retransmitted')).toBe(1);
+  });
+
+  it('times out after the configured retransmissions', async () => {
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }), tamper: () => undefined });
+    const done = t.initiator.start();
+    t.pump();
+    t.clock.advance(10_000);
+    await expect(done).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(t.initiator.counters.get('retransmit')).toBe(2);
+  });
+
+  it('refuses an unknown critical payload in IKE_SA_INIT with UNSUPPORTED_CRITICAL_PAYLOAD', () => {
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }) });
+    const { ab } = pathBetween('10.0.0.1', '10.0.0.2');
+    const req = ikeMessage.encode({
+      header: { spiI: random(8), spiR: new Uint8Array(8), majorVersion: 2, minorVersion: 0, exchangeType: IkeExchange.IKE_SA_INIT, flags: 0x08, messageId: 0 },
+      payloads: [{ type: 200, critical: true, body: new Uint8Array(3), unknown: true }],
+    });
+    expect(t.responder.receive(req, reversePath(ab))).toBe('answered');
+    const answer = ikeMessage.decode(t.queue[0]!.bytes);
+    expect(getNotify(answer.payloads, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)?.data).toEqual(Uint8Array.of(200));
+    expect(answer.payloads[0]!.type).toBe(IkePayload.NOTIFY);
+  });
+});
