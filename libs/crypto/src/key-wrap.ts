@@ -55,9 +55,14 @@ export function aesKeyWrapPad(kek: Uint8Array, plaintext: Uint8Array): Buffer {
     throw new KeyWrapError('BAD_LENGTH', `plaintext of ${plaintext.length} octets`);
   }
   const c = createCipheriv(name, kek, AIV_CONSTANT);
-  const head = c.update(plaintext);
-  const tail = c.final();
-  return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  // OpenSSL's wrap ciphers are one-shot: update() consumes the whole plaintext and returns the
+  // whole RFC 5649 output (final() would add nothing), so final() is skipped - a wrap costs one
+  // native call less, which matters for rekeys of tens of thousands of wraps.
+  const out = c.update(plaintext);
+  if (out.length !== keyWrapLength(plaintext.length)) {
+    throw new KeyWrapError('BAD_LENGTH', `wrap produced ${out.length} octets`);
+  }
+  return out;
 }
 
 /**

@@ -269,8 +269,11 @@ export class LkhTree {
     this.random(fresh);
     const newVersion = (i: number) => this.versions[mLevel[i]!]![mPos[i]!]! + 1;
 
-    // --- wraps, bottom-up ------------------------------------------------------------------
+    // --- wraps, bottom-up ---------------------------------------------------------------------
     const wraps: WrappedKey[] = [];
+    const job = (keyId: number, key: Buffer, kwkId: number, kwk: Buffer): void => {
+      wraps.push({ keyId, kwkId, encryptedKey: aesKeyWrapPad(kwk, key) });
+    };
     for (const i of order) {
       const l = mLevel[i]!;
       const p = mPos[i]!;
@@ -289,9 +292,7 @@ export class LkhTree {
       }
       const oldUsable = (flags & HAD_KEY) !== 0 && (flags & TAINT) === 0;
       const underOld = oldUsable && 1 + withJoin < nonEmpty;
-      if (underOld) {
-        wraps.push(this.wrap(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p)));
-      }
+      if (underOld) job(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p));
       for (let j = 0; j < d; j++) {
         const c = p * d + j;
         if (this.countAt(l - 1, c) === 0) continue;
@@ -299,10 +300,10 @@ export class LkhTree {
         const ci = index.get(cNode);
         if (ci === undefined) {
           if (underOld) continue; // its members hold the old v
-          wraps.push(this.wrap(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c)));
+          job(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c));
         } else {
           if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
-          wraps.push(this.wrap(vKeyId, vKey, layout.keyId(cNode, newVersion(ci)), fresh.subarray(ci * ks, (ci + 1) * ks)));
+          job(vKeyId, vKey, layout.keyId(cNode, newVersion(ci)), fresh.subarray(ci * ks, (ci + 1) * ks));
         }
       }
     }
@@ -334,10 +335,6 @@ export class LkhTree {
     const joined = joinedLeaves.map((leaf) => this.joinedMember(leaf, byKwk));
     const changes: LkhChangeSet = { epoch: this.epochValue, height: this.heightValue, nodes: order.map((i) => mNode[i]!) };
     return { rekey, joined, left: [...leaves], changes };
-  }
-
-  private wrap(keyId: number, key: Uint8Array, kwkId: number, kwk: Uint8Array): WrappedKey {
-    return { keyId, kwkId, encryptedKey: aesKeyWrapPad(kwk, key) };
   }
 
   private joinedMember(leaf: number, byKwk: ReadonlyMap<number, readonly WrappedKey[]>): JoinedMember {
