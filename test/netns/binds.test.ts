@@ -4,10 +4,9 @@
  * the raw ESP bind sends headers as written (a foreign source survives: IP_HDRINCL) and honours
  * ASM and SSM joins; the UDP bind carries IPv6 multicast with an SSM join.
  */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
+import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
 import { ipv4Packet, ipv6Packet, parseIpv4, PROTO_ESP, PROTO_UDP, udp4Packet } from '../support/netns-packets.js';
 
 const skip = netnsSkipReason();
@@ -55,7 +54,7 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
   let probeB: JsonLines;
 
   beforeAll(async () => {
-    if (!existsSync(PROBE)) throw new Error(`${PROBE} is missing: run npm run build (the vitest globalSetup does)`);
+    assertBuilt(PROBE);
     [a, b] = (await lab.bridge([
       { suffix: 'a', ipv4: '192.0.2.1', ipv6: '2001:db8::1' },
       { suffix: 'b', ipv4: '192.0.2.2', ipv6: '2001:db8::2' },

@@ -6,7 +6,7 @@
  * bridges and TUN devices with them.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 /** Why namespace tests cannot run here, or undefined when they can. */
@@ -26,6 +26,18 @@ export function netnsSkipReason(): string | undefined {
     return 'network-namespace tests need /dev/net/tun';
   }
   return undefined;
+}
+
+/**
+ * Fails early, with the reason, when a compiled helper the namespaces run is missing or was
+ * emitted without its path aliases rewritten (`npm run build` stops before tsc-alias when tsc
+ * reports an error anywhere in the tree).
+ */
+export function assertBuilt(file: string): void {
+  if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build (the vitest globalSetup does)`);
+  if (/from ['"]@app\//.test(readFileSync(file, 'utf8'))) {
+    throw new Error(`${file} still imports @app/* aliases: npm run build failed before tsc-alias; fix the type errors it printed`);
+  }
 }
 
 export interface RunResult {

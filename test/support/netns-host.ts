@@ -1,0 +1,80 @@
+/**
+ * One member host of the namespace tests: the datapath between a TUN device (application side)
+ * and a raw ESP or UDP bind (network side), with policy and SAs installed through the Datapath
+ * API from the JSON configuration in argv[2] (fixed test keys, hex). JSON lines on stdout:
+ * {ev:'ready'}, events ({ev:'audit'|'registration-needed'|'unknown-spi'|'hard-expire', ...});
+ * requests on stdin: {id, op:'stats'} -> {id, ok, datapath, tun, network}; {id, op:'exit'}.
+ * Stops cleanly on SIGTERM.
+ */
+import { createInterface } from 'node:readline';
+import { Datapath, type GspdEntry, type NetworkBind, type SaConfig } from '@app/datapath';
+import { RawIpBind, type RawIpBindOptions } from '../../apps/member-agent/src/net/raw-ip-bind.js';
+import { TunDevice, type TunOptions } from '../../apps/member-agent/src/net/tun-device.js';
+import { UdpBind, type UdpBindOptions } from '../../apps/member-agent/src/net/udp-bind.js';
+
+interface HostConfig {
+  localAddress: string;
+  tun: TunOptions;
+  raw?: RawIpBindOptions;
+  udp?: UdpBindOptions;
+  policy: GspdEntry[];
+  sas: Array<Omit<SaConfig, 'encryptionKey' | 'integrityKey'> & { encryptionKey: string; integrityKey?: string }>;
+}
+
+const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
+  const network: NetworkBind & { stats: object } = config.raw
+    ? RawIpBind.open(config.raw)
+    : await UdpBind.open(config.udp ?? { family: 4, localAddress: config.localAddress });
+  const tun = TunDevice.open({ disableIpv6: true, ...config.tun });
+  const datapath = new Datapath({
+    clock: { now: () => Date.now() },
+    bind: network,
+    port: tun,
+    localAddresses: config.localAddress.includes(':') ? { v6: config.localAddress } : { v4: config.localAddress },
+  });
+  datapath.onAudit((e) => print({ ev: 'audit', ...e }));
+  datapath.onRegistrationNeeded((e) => print({ ev: 'registration-needed', ...e }));
+  datapath.onUnknownSpi((e) => print({ ev: 'unknown-spi', ...e }));
+  datapath.onHardExpire((e) => print({ ev: 'hard-expire', ...e }));
+  datapath.installPolicy(config.policy);
+  for (const { encryptionKey, integrityKey, ...sa } of config.sas) {
+    datapath.installSa({
+      ...sa,
+      encryptionKey: Buffer.from(encryptionKey, 'hex'),
+      ...(integrityKey !== undefined ? { integrityKey: Buffer.from(integrityKey, 'hex') } : {}),
+    });
+  }
+
+  // Time lifetimes, trailing-edge deletion and held packets move on the clock, not only on traffic.
+  const ticker = setInterval(() => datapath.tick(), 1000);
+  ticker.unref();
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all([tun.close(), network.close()]);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    let req: { id?: number; op?: string };
+    try {
+      req = JSON.parse(line) as { id?: number; op?: string };
+    } catch {
+      print({ error: 'bad json' });
+      return;
+    }
+    if (req.op === 'stats') print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, network: network.stats });
+    else if (req.op === 'exit') void stop();
+    else print({ id: req.id, error: `unknown op ${String(req.op)}` });
+  });
+  print({ ev: 'ready', pid: process.pid });
+}
+
+main().catch((err: unknown) => {
+  print({ ev: 'fatal', error: (err as Error).message });
+  process.exit(1);
+});
