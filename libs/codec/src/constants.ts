@@ -308,32 +308,32 @@ export const IKE_NONCE_MAX_LENGTH = 256;
 // remaining ones (GIKE_UPDATE 6, REGISTRATION_FAILED 49, Signature Algorithm Identifier 18,
 // "32-bit Unspecified Numbers" 2) agree in two independent transcriptions of that registry.
 
-/** Security Protocol Identifier of the Rekey SA (RFC 9838 §4.4.1, IANA "Security Protocol Identifiers"). */
+/** Security Protocol Identifier of the Rekey SA (RFC 9838 §4.4.2, IANA "Security Protocol Identifiers"). */
 export const GIKE_UPDATE_PROTOCOL = 6;
-/** Protocols a GSA policy / group key bag may name: Rekey SA, or AH/ESP Data-Security SAs (RFC 9838 §4.4.1). */
+/** Protocols a GSA policy / group key bag may name: Rekey SA, or AH/ESP Data-Security SAs (RFC 9838 §4.4.2). */
 export const GikeProtocol = { AH: 2, ESP: 3, GIKE_UPDATE: GIKE_UPDATE_PROTOCOL } as const;
-/** Protocol value 0 marks a GW policy substructure / Member Key Bag (RFC 9838 §4.4.2, §4.5.2). */
+/** Protocol value 0 marks a GW policy substructure / Member Key Bag (RFC 9838 §4.4.3, §4.5.3). */
 export const GIKE_PROTOCOL_NONE = 0;
-/** SPI sizes: GIKE_UPDATE carries the 16-octet IKE SPI pair, AH/ESP 4 octets (RFC 9838 §4.4.1). */
+/** SPI sizes: GIKE_UPDATE carries the 16-octet IKE SPI pair, AH/ESP 4 octets (RFC 9838 §4.4.2). */
 export const GIKE_REKEY_SPI_LENGTH = 16;
 export const GIKE_IPSEC_SPI_LENGTH = 4;
-/** Header of a GSA policy, GW policy and key bag substructure: Protocol, SPI Size/RESERVED, Length (§4.4.1). */
+/** Header of a GSA policy, GW policy and key bag substructure: Protocol, SPI Size/RESERVED, Length (§4.4.2). */
 export const GIKE_SUBSTRUCTURE_HEADER_LENGTH = 4;
 
-/** Key Wrap Algorithm transform IDs (RFC 9838 §4.4.1.2; Transform Type 13). */
+/** Key Wrap Algorithm transform IDs (RFC 9838 §4.4.2.1.2; Transform Type 13). */
 export const KwaId = { KW_5649_128: 1, KW_5649_192: 2, KW_5649_256: 3, KW_ARX: 4 } as const;
-/** Group Controller Authentication Method transform IDs (RFC 9838 §4.4.1.1; Transform Type 14). */
+/** Group Controller Authentication Method transform IDs (RFC 9838 §4.4.2.1.1; Transform Type 14). */
 export const GcAuthId = { IMPLICIT: 1, DIGITAL_SIGNATURE: 2 } as const;
-/** Sequence Numbers transform ID "32-bit Unspecified Numbers" for multi-sender SAs (RFC 9838 §4.4.1.3). */
+/** Sequence Numbers transform ID "32-bit Unspecified Numbers" for multi-sender SAs (RFC 9838 §4.4.2.1.3). */
 export const SN_32BIT_UNSPECIFIED = 2;
-/** Transform attribute "Signature Algorithm Identifier", TLV, DER AlgorithmIdentifier (RFC 9838 §4.4.1.1). */
+/** Transform attribute "Signature Algorithm Identifier", TLV, DER AlgorithmIdentifier (RFC 9838 §4.4.2.1.1). */
 export const TRANSFORM_ATTR_SIGNATURE_ALGORITHM_ID = 18;
 
-/** GSA policy attributes (RFC 9838 §4.4.1.4; IANA "GSA Attributes"). All TLV. */
+/** GSA policy attributes (RFC 9838 §4.4.2.2; IANA "GSA Attributes"). All TLV. */
 export const GsaAttr = {
-  GSA_KEY_LIFETIME: 1, // 4-octet seconds (§4.4.1.4.1)
-  GSA_INITIAL_MESSAGE_ID: 2, // 4-octet Message ID, GIKE_UPDATE only (§4.4.1.4.2)
-  GSA_NEXT_SPI: 3, // SPI of SPI Size octets, multi-valued (§4.4.1.4.3)
+  GSA_KEY_LIFETIME: 1, // 4-octet seconds (§4.4.2.2.1)
+  GSA_INITIAL_MESSAGE_ID: 2, // 4-octet Message ID, GIKE_UPDATE only (§4.4.2.2.2)
+  GSA_NEXT_SPI: 3, // SPI of SPI Size octets, multi-valued (§4.4.2.2.3)
 } as const;
 /**
  * Private-use GSA attributes (IANA "GSA Attributes" 16384-32767) carrying the RFC 5374 §4.4.2 SA
@@ -344,7 +344,7 @@ export const GsaPrivateAttr = {
   DIRECTION: 16384,
   /** Tunnel-mode address preservation (RFC 5374 §3.1): GsaAddressPreservation. */
   ADDRESS_PRESERVATION: 16385,
-  /** ESP-in-UDP encapsulation (RFC 3948): the UDP port, 0 = none (RFC 9838 §4.4.1 says none). */
+  /** ESP-in-UDP encapsulation (RFC 3948): the UDP port, 0 = none (RFC 9838 §4.4.2 says none). */
   UDP_ENCAPSULATION_PORT: 16386,
 } as const;
 /** RFC 5374 §4.4.2 SA direction values (as GDOI "SA Direction"). */
@@ -352,11 +352,11 @@ export const GsaDirection = { SENDER_ONLY: 1, RECEIVER_ONLY: 2, SYMMETRIC: 3 } a
 /** RFC 5374 §3.1 address preservation values (as GDOI "Address Preservation"). */
 export const GsaAddressPreservation = { NONE: 1, SOURCE_ONLY: 2, DESTINATION_ONLY: 3, SOURCE_AND_DESTINATION: 4 } as const;
 
-/** Group-wide policy attributes (RFC 9838 §4.4.2.1; IANA "Group-wide Policy Attributes"). All TV. */
+/** Group-wide policy attributes (RFC 9838 §4.4.3.1; IANA "Group-wide Policy Attributes"). All TV. */
 export const GwpAttr = {
-  GWP_ATD: 1, // activation time delay, seconds (§4.4.2.1.1)
-  GWP_DTD: 2, // deactivation time delay, seconds (§4.4.2.1.1)
-  GWP_SENDER_ID_BITS: 3, // IV bits holding the Sender-ID (§4.4.2.1.2)
+  GWP_ATD: 1, // activation time delay, seconds (§4.4.3.1.1)
+  GWP_DTD: 2, // deactivation time delay, seconds (§4.4.3.1.1)
+  GWP_SENDER_ID_BITS: 3, // IV bits holding the Sender-ID (§4.4.3.1.2)
 } as const;
 /**
  * Private-use GW policy attribute (16384-32767): the Group Owner's signed policy token (RFC 4534),
@@ -365,17 +365,17 @@ export const GwpAttr = {
  */
 export const GWP_PRIV_POLICY_TOKEN = 16384;
 
-/** Group Key Bag attributes (RFC 9838 §4.5.1; IANA "Group Key Bag Attributes"). TLV. */
+/** Group Key Bag attributes (RFC 9838 §4.5.2; IANA "Group Key Bag Attributes"). TLV. */
 export const GroupKeyBagAttr = { SA_KEY: 1 } as const;
-/** Member Key Bag attributes (RFC 9838 §4.5.2; IANA "Member Key Bag Attributes"). TLV. */
+/** Member Key Bag attributes (RFC 9838 §4.5.3; IANA "Member Key Bag Attributes"). TLV. */
 export const MemberKeyBagAttr = { WRAP_KEY: 1, AUTH_KEY: 2, GM_SENDER_ID: 3 } as const;
-/** GM_SENDER_ID value size we send (RFC 9838 §4.5.2.3 leaves it open; GDOI used 4 octets). */
+/** GM_SENDER_ID value size we send (RFC 9838 §4.5.3.3 leaves it open; GDOI used 4 octets). */
 export const GM_SENDER_ID_LENGTH = 4;
 /** Notify error REGISTRATION_FAILED (RFC 9838 §4.7.3; IANA value 49). */
 export const NOTIFY_REGISTRATION_FAILED = 49;
 /** GROUP_SENDER notification data: 4-octet count of requested Sender-IDs (RFC 9838 §4.7.4). */
 export const GROUP_SENDER_COUNT_LENGTH = 4;
-/** Key ID / KWK ID zero: SA keying material / default KWK GSK_w (RFC 9838 §4.5.3). */
+/** Key ID / KWK ID zero: SA keying material / default KWK GSK_w (RFC 9838 §4.5.4). */
 export const GIKE_DEFAULT_KEY_ID = 0;
 /** prf+ label for GSK_w, 20 ASCII octets without NUL (RFC 9838 §3.1.1). */
 export const GIKE_GSK_W_LABEL = 'Key Wrap for G-IKEv2';
@@ -387,7 +387,7 @@ export const GIKE_MAX_POLICIES = 32;
 export const GIKE_MAX_KEY_BAGS = 64;
 /** Most attributes in one GSA/GW policy or key bag (LKH paths put many WRAP_KEYs in one bag). */
 export const GIKE_MAX_ATTRIBUTES = 128;
-/** Most transforms in one GSA policy (RFC 9838 §4.4.1.1 allows at most one of each type). */
+/** Most transforms in one GSA policy (RFC 9838 §4.4.2.1 allows at most one of each type). */
 export const GIKE_MAX_TRANSFORMS = 16;
 /** Most attributes inside one transform. */
 export const GIKE_MAX_TRANSFORM_ATTRIBUTES = 8;

@@ -6,7 +6,7 @@ import type { TransformAttribute } from './ike-sa.js';
 
 /**
  * IKEv2 data attribute (RFC 7296 §3.3.5), the format RFC 9838 reuses for transform attributes,
- * GSA attributes, GW policy attributes and key bag attributes (RFC 9838 §4.4.1.4, §4.4.2.1, §4.5):
+ * GSA attributes, GW policy attributes and key bag attributes (RFC 9838 §4.4.2.2, §4.4.3.1, §4.5):
  *
  *   |A|       Attribute Type        |    AF=0  Attribute Length       |
  *   |F|                             |    AF=1  Attribute Value        |

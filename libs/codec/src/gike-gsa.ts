@@ -18,18 +18,18 @@ import { readTransforms, transformsEncodingLength, writeTransforms } from './gik
 
 /**
  * Body of the Group Security Association payload GSA (payload type 51, RFC 9838 §4.4): the Group
- * Policies, i.e. a sequence of substructures whose first octet tells them apart (§4.4):
+ * Policies, i.e. a sequence of substructures whose first octet tells them apart (§4.4.1):
  *
- * GSA policy (§4.4.1), Protocol = GIKE_UPDATE (Rekey SA, "GSA KEK") or AH/ESP ("GSA TEK"):
+ * GSA policy (§4.4.2), Protocol = GIKE_UPDATE (Rekey SA, "GSA KEK") or AH/ESP ("GSA TEK"):
  *   |   Protocol    |   SPI Size    |            Length             |
  *   ~  SPI  ~  Source TS  ~  Destination TS  ~  <GSA Transforms>  ~  <GSA Attributes>  ~
  *
- * Group-wide policy (§4.4.2), Protocol = 0:
+ * Group-wide policy (§4.4.3), Protocol = 0:
  *   |   Protocol=0  |   RESERVED    |            Length             |
  *   ~                      <GW Policy Attributes>                   ~
  *
  * Structural rules enforced on decode and encode: zero or one KEK policy, zero or one GW policy,
- * and at least one KEK or TEK policy (§4.4). Attribute semantics live in gike-policy.ts.
+ * and at least one KEK or TEK policy (§4.4.1). Attribute semantics live in gike-policy.ts.
  * Decoded SPIs, addresses and TLV values alias the input buffer.
  */
 export interface GsaSaPolicy {
@@ -128,7 +128,7 @@ function readPolicy(c: Cursor): GsaPolicy {
   if (len < GIKE_SUBSTRUCTURE_HEADER_LENGTH) throw new CodecError('BAD_LENGTH', `policy length ${len}`, start + 2);
   const f = c.frame(len - GIKE_SUBSTRUCTURE_HEADER_LENGTH, 'policy');
   if (protocol === GIKE_PROTOCOL_NONE) {
-    // RESERVED (the SPI Size position) MUST be ignored on receipt (§4.4.2).
+    // RESERVED (the SPI Size position) MUST be ignored on receipt (§4.4.3).
     return { kind: 'gw', attributes: readAttributesToEnd(f, GIKE_MAX_ATTRIBUTES, 'GW policy') };
   }
   const want = gikeSpiLength(protocol);

@@ -7,17 +7,17 @@ import { gikeSpiLength } from './gike-gsa.js';
 
 /**
  * Body of the Key Download payload KD (payload type 52, RFC 9838 §4.5): a sequence of key bags whose
- * first octet tells them apart (§4.5):
+ * first octet tells them apart (§4.5.1):
  *
- * Group Key Bag (§4.5.1), keys of one SA named by Protocol + SPI:
+ * Group Key Bag (§4.5.2), keys of one SA named by Protocol + SPI:
  *   |   Protocol    |   SPI Size    |            Length             |
  *   ~  SPI  ~  <Group Key Bag Attributes> (SA_KEY = Wrapped Key)  ~
  *
- * Member Key Bag (§4.5.2), Protocol = 0, keys and parameters of one GM:
+ * Member Key Bag (§4.5.3), Protocol = 0, keys and parameters of one GM:
  *   |   Protocol=0  |   RESERVED    |            Length             |
  *   ~  <Member Key Bag Attributes> (WRAP_KEY, AUTH_KEY, GM_SENDER_ID)  ~
  *
- * SA_KEY and WRAP_KEY values are in the Wrapped Key format of §4.5.3; this codec keeps them as
+ * SA_KEY and WRAP_KEY values are in the Wrapped Key format of §4.5.4; this codec keeps them as
  * bytes (the Wrapped Key codec reads them). Attribute semantics live in gike-policy.ts. Decoded
  * SPIs and values alias the input buffer: copy key material out before the buffer is reused.
  */
@@ -76,7 +76,7 @@ function readBag(c: Cursor): KeyBag {
   if (len < GIKE_SUBSTRUCTURE_HEADER_LENGTH) throw new CodecError('BAD_LENGTH', `key bag length ${len}`, start + 2);
   const f = c.frame(len - GIKE_SUBSTRUCTURE_HEADER_LENGTH, 'key bag');
   if (protocol === GIKE_PROTOCOL_NONE) {
-    // RESERVED MUST be ignored on receipt (§4.5.2).
+    // RESERVED MUST be ignored on receipt (§4.5.3).
     return { kind: 'member', attributes: readAttributesToEnd(f, GIKE_MAX_ATTRIBUTES, 'member key bag') };
   }
   const want = gikeSpiLength(protocol);

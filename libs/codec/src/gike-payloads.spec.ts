@@ -38,7 +38,7 @@ import {
 
 const v4 = (a: number, b: number, c: number, d: number) => Uint8Array.from([a, b, c, d]);
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
-/** A Wrapped Key (RFC 9838 §4.5.3): Key ID, KWK ID, then the (opaque here) encrypted key. */
+/** A Wrapped Key (RFC 9838 §4.5.4): Key ID, KWK ID, then the (opaque here) encrypted key. */
 const wrapped = (keyId: number, kwkId: number, len = 24): WrappedKey => ({ keyId, kwkId, encryptedKey: new Uint8Array(len).fill(0xa5) });
 
 const kek: GsaSaPolicy = {
@@ -184,7 +184,7 @@ describe('GSA body (RFC 9838 §4.4)', () => {
     expect(codeOf(() => gsaPayload.decode(overLength))).toBe('TRUNCATED');
   });
 
-  it('checks transform rules of RFC 9838 §4.4.1.1', () => {
+  it('checks transform rules of RFC 9838 §4.4.2.1', () => {
     const noKwa = { ...kek, transforms: gsaTransforms({ encr: { id: 20 }, gcauth: { id: GcAuthId.IMPLICIT } }) };
     expect(codeOf(() => parseGsaTransforms(noKwa))).toBe('BAD_VALUE');
     const cbcNoInteg = { ...kek, transforms: gsaTransforms({ encr: { id: 12 }, kwa: 1, gcauth: { id: GcAuthId.IMPLICIT } }) };

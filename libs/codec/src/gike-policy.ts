@@ -24,8 +24,8 @@ import { wrappedKey, type WrappedKey } from './wrapped-key.js';
 import type { Transform } from './ike-sa.js';
 
 /*
- * Typed views of the attributes and transforms inside GSA policies and key bags (RFC 9838 §4.4.1.1–
- * §4.5.2). `parse*` functions check formats, sizes and multiplicity and throw CodecError BAD_VALUE
+ * Typed views of the attributes and transforms inside GSA policies and key bags (RFC 9838 §4.4.2.1–
+ * §4.5.3). `parse*` functions check formats, sizes and multiplicity and throw CodecError BAD_VALUE
  * (with offset -1: the structure was already framed) on a violation; attribute types they do not
  * know are ignored (registries grow). `*Attributes` builders produce attribute lists for encoding.
  */
@@ -71,7 +71,7 @@ function u16(v: number, name: string): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GSA policy transforms (RFC 9838 §4.4.1.1)
+// GSA policy transforms (RFC 9838 §4.4.2.1)
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -102,7 +102,7 @@ export function isCounterModeEncr(id: number): boolean {
 }
 
 /**
- * Reads and checks a GSA policy's transforms against RFC 9838 §4.4.1.1: exactly one of each
+ * Reads and checks a GSA policy's transforms against RFC 9838 §4.4.2.1: exactly one of each
  * mandatory type, at most one of each optional type, nothing else, INTEG per the AEAD rule. Pass
  * `registration: false` for GSA_REKEY / GSA_INBAND_REKEY, where GCAUTH MUST NOT appear.
  */
@@ -202,7 +202,7 @@ export function gsaTransforms(set: GsaTransformSet): Transform[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GSA attributes (RFC 9838 §4.4.1.4) and the private RFC 5374 ones
+// GSA attributes (RFC 9838 §4.4.2.2) and the private RFC 5374 ones
 // ---------------------------------------------------------------------------------------------
 
 export interface GsaSaAttributes {
@@ -288,7 +288,7 @@ export function gsaAttributes(v: GsaSaAttributes): GikeAttribute[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Group-wide policy attributes (RFC 9838 §4.4.2.1) and the private policy token
+// Group-wide policy attributes (RFC 9838 §4.4.3.1) and the private policy token
 // ---------------------------------------------------------------------------------------------
 
 export interface GwAttributes {
@@ -344,7 +344,7 @@ export function gwAttributes(v: GwAttributes): GikeAttribute[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key bags (RFC 9838 §4.5.1, §4.5.2); SA_KEY / WRAP_KEY values are Wrapped Keys (§4.5.3)
+// Key bags (RFC 9838 §4.5.2, §4.5.3); SA_KEY / WRAP_KEY values are Wrapped Keys (§4.5.4)
 // ---------------------------------------------------------------------------------------------
 
 function wrapped(v: Uint8Array): WrappedKey {
@@ -357,7 +357,7 @@ function wrappedBytes(w: WrappedKey): Uint8Array {
 
 /**
  * The SA_KEY values (Wrapped Keys, still wrapped) of a group key bag. Their Key ID MUST be zero
- * (§4.5.1.1); AH/ESP bags carry exactly one, Rekey SA bags one or more (several only in GSA_REKEY).
+ * (§4.5.2.1); AH/ESP bags carry exactly one, Rekey SA bags one or more (several only in GSA_REKEY).
  */
 export function parseGroupKeyBag(b: GroupKeyBag, opts: { rekey: boolean } = { rekey: false }): { saKeys: WrappedKey[] } {
   const saKeys: WrappedKey[] = [];

@@ -6,7 +6,7 @@ import type { TrafficSelector } from './ike-simple.js';
 
 /**
  * One traffic selector substructure (RFC 7296 §3.13.1) as used for the Source and Destination
- * Traffic Selectors of a GSA policy (RFC 9838 §4.4.1): no TS payload header and no count.
+ * Traffic Selectors of a GSA policy (RFC 9838 §4.4.2): no TS payload header and no count.
  *
  *   |   TS Type     |IP Protocol ID |       Selector Length         |
  *   |           Start Port          |           End Port            |

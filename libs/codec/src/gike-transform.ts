@@ -6,7 +6,7 @@ import type { Transform } from './ike-sa.js';
 import { attributesEncodingLength, readAttributesToEnd, writeAttributes } from './gike-attribute.js';
 
 /**
- * The transform substructures of a GSA policy (RFC 9838 §4.4.1, §4.4.1.1; format RFC 7296 §3.3.2):
+ * The transform substructures of a GSA policy (RFC 9838 §4.4.2, §4.4.2.1; format RFC 7296 §3.3.2):
  *
  *   | Last Substruc |   RESERVED    |        Transform Length       |
  *   |Transform Type |   RESERVED    |          Transform ID         |

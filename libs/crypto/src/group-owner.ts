@@ -7,7 +7,7 @@ import { issueCertificate, parseCertificate, type Certificate } from './x509.js'
 /**
  * The Group Owner's key material (RFC 5374 §4.1.3.1; RFC 4534 §2): a signing key for policy tokens
  * and the group's CA, which issues the certificates GMs and the GCKS authenticate with in GSA_AUTH
- * (RFC 9838 §2.1, RFC 7296 §3.6). Created once (the GCKS does it on first start and keeps the private
+ * (RFC 9838 §2.3, RFC 7296 §3.6). Created once (the GCKS does it on first start and keeps the private
  * parts outside the database's clear rows); only the public parts are exported to members.
  *
  * Pure functions: key generation draws from node:crypto, serial numbers from the injected

@@ -35,7 +35,7 @@ import forge from 'node-forge';
  * "*" (any identity of that type), "*.suffix" (FQDN/DN suffix) or "*@domain" (RFC 822).
  *
  * How it is carried (see libs/codec constants GWP_PRIV_POLICY_TOKEN): as a private-use TLV attribute
- * (16384) of the GSA payload's Group-wide policy substructure (RFC 9838 §4.4.2). The GW policy is the
+ * (16384) of the GSA payload's Group-wide policy substructure (RFC 9838 §4.4.3). The GW policy is the
  * place RFC 9838 gives to "group specific policy that does not belong to any SA policy", it travels in
  * every message that carries policy (GSA_AUTH, GSA_REGISTRATION, GSA_REKEY, GSA_INBAND_REKEY), inside
  * SK (and under the GCKS signature in GSA_REKEY), and its registry reserves 16384-32767 for private

@@ -1,6 +1,6 @@
 /**
  * When the GCKS rekeys a group, and what one rekey event looks like on the wire and in time
- * (RFC 9838 §2.2.1.3, §3.2.1; RFC 5374 §4.2.1 leading/trailing edge rollover). Pure functions over
+ * (RFC 9838 §2.4.1.3, §3.2.1; RFC 5374 §4.2.1 leading/trailing edge rollover). Pure functions over
  * a small serialisable state: the caller injects `now` (ms) and persists the returned state, so a
  * restarted GCKS continues with the same Message IDs.
  *
@@ -9,10 +9,10 @@
  * - With forward access control a membership change is two messages: first the new KEK (LKH
  *   updates, under the current Rekey SA), then the new TEKs under the new Rekey SA (RFC 9838 §3.2.1).
  * - Message IDs grow by one per message on a Rekey SA; the first message on a new Rekey SA has ID 0
- *   (RFC 9838 §2.2.1.3). Every message is sent `transmissions` times, bit-identical, a short
+ *   (RFC 9838 §2.4.1.3). Every message is sent `transmissions` times, bit-identical, a short
  *   interval apart.
  * - Speakers move to the leading-edge TEK ATD after the rekey; receivers delete the trailing edge DTD
- *   after that (RFC 5374 §4.2.1, RFC 9838 §4.4.2.1.1).
+ *   after that (RFC 5374 §4.2.1, RFC 9838 §4.4.3.1.1).
  */
 
 export interface GroupRekeyPolicy {

@@ -6,7 +6,7 @@
  */
 
 export interface SenderIdPolicy {
-  /** GWP_SENDER_ID_BITS: Sender-IDs are below 2^bits (RFC 9838 §4.4.2.1.2). */
+  /** GWP_SENDER_ID_BITS: Sender-IDs are below 2^bits (RFC 9838 §4.4.3.1.2). */
   senderIdBits: number;
   /** Most Sender-IDs one registration receives, whatever it asks for. */
   maxPerRegistration: number;

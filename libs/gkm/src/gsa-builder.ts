@@ -22,8 +22,8 @@ import {
 import { dataSaKeyLength, rekeySaKeyLength, SA_KEY_ID, wrapKey } from './gsa-keys.js';
 
 /**
- * GCKS side: the GSA and KD payloads of GSA_AUTH / GSA_REGISTRATION responses (RFC 9838 §2.1.1,
- * §2.1.2), GSA_REKEY (§2.2.1) and GSA_INBAND_REKEY (§2.2.2), built from group state.
+ * GCKS side: the GSA and KD payloads of GSA_AUTH / GSA_REGISTRATION responses (RFC 9838 §2.3.1,
+ * §2.3.2), GSA_REKEY (§2.4.1) and GSA_INBAND_REKEY (§2.4.2), built from group state.
  *
  * The GSA_AUTH response is `HDR, SK{IDr, [CERT,] AUTH, GSA, KD, [N]}`: the IKE layer supplies IDr,
  * CERT and AUTH and appends `groupPayloads(...)`; a refusal is `HDR, SK{IDr, [CERT,] AUTH, N}` with
@@ -109,7 +109,7 @@ export function buildGsa(o: Pick<GroupPayloadsOptions, 'rekey' | 'data' | 'group
         encr: { id: r.encrId, keyLength: r.keyBits },
         ...(r.integId !== undefined ? { integ: r.integId } : {}),
         kwa: r.kwaId,
-        // The GCAUTH transform appears only at registration (RFC 9838 §4.4.1.1).
+        // The GCAUTH transform appears only at registration (RFC 9838 §4.4.2.1).
         ...(o.registration ? { gcauth: r.gcauth } : {}),
       }),
       attributes: gsaAttributes({

@@ -6,10 +6,10 @@ import { aesKeyUnwrapPad, aesKeyWrapPad, prfPlus, type PrfAlgorithm } from '@app
  * - the default KWK of an IKE SA, GSK_w = prf+(SK_d, "Key Wrap for G-IKEv2") (§3.1.1);
  * - SA keying material sizes (§3.4): ESP/AH take the encryption key from the left, the integrity
  *   key from the rest (RFC 7296 §2.17); a Rekey SA's KEYMAT is GSK_e | GSK_a | GSK_w;
- * - Wrapped Keys (§4.5.3) under KW_5649_* (RFC 5649).
+ * - Wrapped Keys (§4.5.4) under KW_5649_* (RFC 5649).
  */
 
-/** Key wrap key size per KWA transform ID (RFC 9838 §4.4.1.2). */
+/** Key wrap key size per KWA transform ID (RFC 9838 §4.4.2.1.2). */
 export function kwaKeyLength(kwaId: number): number {
   switch (kwaId) {
     case KwaId.KW_5649_128:

@@ -10,10 +10,12 @@ import {
   NotifyType,
   TsType,
   getPayload,
+  IkeExchange,
+  ikeMessage,
   ikePayloadRegistry,
   type WrappedKey,
 } from '@app/codec';
-import { prfAlgorithm } from '@app/crypto';
+import { prfAlgorithm, protectIkeMessage, unprotectIkeMessage } from '@app/crypto';
 import {
   buildGsaRekey,
   dataSaKeyLength,
@@ -155,6 +157,21 @@ describe('registration payloads, GCKS to GM', () => {
     expect(() => openGroupPayloads(groupPayloads({ rekey: unicast, data: [], gskW, registration: true }), { gskW, registration: true })).toThrow(/BAD_POLICY/);
     const range = { ...rekeySa(1), destination: { ...ts(v4(239, 0, 0, 1), 848), endPort: 849 } };
     expect(() => openGroupPayloads(groupPayloads({ rekey: range, data: [], gskW, registration: true }), { gskW, registration: true })).toThrow(/BAD_POLICY/);
+  });
+
+  it('GSA_INBAND_REKEY: new TEKs over the IKE SA (exchange 42) reach the GM; LKH and multicast-only attributes are refused there', () => {
+    const suite = { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 128, integId: 0 };
+    const keys = { enc: rnd(20), integ: new Uint8Array(0) };
+    const header = { spiI: rnd(8), spiR: rnd(8), majorVersion: 2, minorVersion: 0, exchangeType: IkeExchange.GSA_INBAND_REKEY, flags: 0, messageId: 3 };
+    const t = tek(0x3000);
+    const raw = protectIkeMessage(header, groupPayloads({ data: [t], gskW, registration: false }), suite, keys, rnd);
+    const inner = unprotectIkeMessage(raw, ikeMessage.decode(raw), suite, keys);
+    const sut = openGroupPayloads(inner, { gskW, registration: false, inband: true });
+    expect(sut.data[0]!.encKey).toEqual(t.keyMaterial);
+    const lkh = groupPayloads({ data: [tek(1)], gskW, member: { wrapKeys: [wrapKey(gskW, 0, 9, rnd(16))] }, registration: false });
+    expect(() => openGroupPayloads(lkh, { gskW, registration: false, inband: true })).toThrow(/BAD_POLICY/);
+    const withNext = groupPayloads({ data: [{ ...tek(1), nextSpis: [2] }], gskW, registration: false });
+    expect(() => openGroupPayloads(withNext, { gskW, registration: false, inband: true })).toThrow(/BAD_POLICY/);
   });
 
   it('builds refusal and GROUP_SENDER notifications', () => {

@@ -21,7 +21,7 @@ import { encrKeyLength, integKeyLength, splitRekeyKeys, unwrapKey } from './gsa-
 
 /**
  * GM side: turns the GSA and KD payloads of a registration response or a rekey into SAs ready to
- * install (RFC 9838 §2.1.3 "GM Registration Operations", §2.2.1.4 "GSA_REKEY GM Operations", §3.3
+ * install (RFC 9838 §2.3.3 "GM Registration Operations", §2.4.1.4 "GSA_REKEY GM Operations", §3.3
  * "GM Key Management Semantics"). Keys are matched to policies by protocol and SPI; every Wrapped
  * Key is opened with the KWK its KWK ID names (0 = the default KWK of the carrying SA, otherwise a
  * key from this message's WRAP_KEYs or from the member's working key path).
@@ -82,12 +82,17 @@ export interface OpenGroupPayloadsOptions {
   knownKeys?: ReadonlyMap<number, Uint8Array>;
   /** GSA_AUTH / GSA_REGISTRATION (true) or a rekey (false). */
   registration: boolean;
+  /**
+   * The group is kept by GSA_INBAND_REKEY over the IKE SA (RFC 9838 §5 table): no WRAP_KEY,
+   * AUTH_KEY, GSA_INITIAL_MESSAGE_ID or GSA_NEXT_SPI, and only one SA_KEY per bag.
+   */
+  inband?: boolean;
 }
 
 const UDP = 17;
 
 /**
- * RFC 9838 §4.4.1: the Rekey SA's destination selector names one multicast address, UDP and one
+ * RFC 9838 §4.4.2: the Rekey SA's destination selector names one multicast address, UDP and one
  * port (where GSA_REKEY arrives); anything else would have the GM listen somewhere undefined.
  */
 function checkRekeySelectors(p: GsaSaPolicy): void {
@@ -147,6 +152,9 @@ export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenG
     if (members.length > 1) throw new GroupPayloadError('BAD_POLICY', 'more than one member key bag');
     const member = members[0] ? parseMemberKeyBag(members[0]) : { wrapKeys: [], senderIds: [] as number[] };
     if (!o.registration && member.senderIds.length > 0) throw new GroupPayloadError('BAD_POLICY', 'GM_SENDER_ID in a rekey');
+    if (o.inband && (member.wrapKeys.length > 0 || member.authKey)) {
+      throw new GroupPayloadError('BAD_POLICY', 'WRAP_KEY/AUTH_KEY with in-band rekeying');
+    }
 
     const known = o.knownKeys ?? new Map<number, Uint8Array>();
     const base = (id: number) => (id === 0 ? o.gskW : known.get(id));
@@ -164,9 +172,12 @@ export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenG
       }
       const transforms = parseGsaTransforms(p, { registration: o.registration });
       const attributes = parseGsaAttributes(p);
+      if (o.inband && (attributes.initialMessageId !== undefined || attributes.nextSpis.length > 0)) {
+        throw new GroupPayloadError('BAD_POLICY', 'GSA_INITIAL_MESSAGE_ID/GSA_NEXT_SPI with in-band rekeying');
+      }
       const bag = bagFor(p);
       if (!bag) throw new GroupPayloadError('NO_KEY', `no key bag for protocol ${p.protocol}`);
-      const { saKeys } = parseGroupKeyBag(bag, { rekey: !o.registration });
+      const { saKeys } = parseGroupKeyBag(bag, { rekey: !o.registration && !o.inband });
       const keymat = openSaKey(saKeys, kwk, `protocol ${p.protocol}`);
       if (p.protocol === GikeProtocol.GIKE_UPDATE) {
         checkRekeySelectors(p);

@@ -65,7 +65,7 @@ describe('GSA_REKEY', () => {
     }
   });
 
-  it('signs exactly A | P of RFC 9838 §2.2.1.1 (checked by a from-the-text reconstruction)', () => {
+  it('signs exactly A | P of RFC 9838 §2.4.1.1 (checked by a from-the-text reconstruction)', () => {
     const sut = buildGsaRekey(opts());
     // Decrypt by hand (RFC 5282): SK header at 28, IV 8 octets, ICV 16, nonce = salt | IV, AAD = up to the IV.
     const bodyOffset = 28 + 4;

@@ -16,12 +16,12 @@ import {
 import { CryptoError, protectIkeMessage, unprotectIkeMessage, type RandomBytes, type SkDirectionKeys, type SkSuite } from '@app/crypto';
 
 /**
- * The GSA_REKEY pseudo-exchange (RFC 9838 §2.2.1): one message from the GCKS to the group,
+ * The GSA_REKEY pseudo-exchange (RFC 9838 §2.4.1): one message from the GCKS to the group,
  *
  *   HDR(Rekey SA SPI, GSA_REKEY, Message ID), SK{ GSA, KD, [D,] [N,] AUTH }
  *
  * protected with the current KEK (GSK_e/GSK_a) and, with the Digital Signature GCAUTH, signed with
- * the GCKS's rekey key (AUTH method 14, RFC 7427) over A | P (RFC 9838 §2.2.1.1):
+ * the GCKS's rekey key (AUTH method 14, RFC 7427) over A | P (RFC 9838 §2.4.1.1):
  *   A = the IKE header and every octet up to the end of the SK payload header, with the IKE Length
  *       and the SK Payload Length counting only A and P (no IV, padding, pad length, ICV);
  *   P = the inner payloads in plaintext, the AUTH signature value zeroed (its ASN.1 length and
@@ -63,7 +63,7 @@ function authData(algId: Uint8Array, signature: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A | P of RFC 9838 §2.2.1.1 for a message without unencrypted payloads before SK. */
+/** A | P of RFC 9838 §2.4.1.1 for a message without unencrypted payloads before SK. */
 function dataToAuthenticate(header: Parameters<typeof layoutSkMessage>[0], inner: readonly IkePayloadEntry[]): Uint8Array {
   const pLen = ikePayloadRegistry.chainLength(inner);
   const layout = layoutSkMessage(header, ikePayloadRegistry.firstType(inner), pLen);
@@ -122,7 +122,7 @@ export type GsaRekeyRefusal =
   | 'INTEGRITY' // the KEK does not decrypt / authenticate it
   | 'NO_AUTH' // a signature was required and the last inner payload is no RFC 7427 AUTH
   | 'BAD_SIGNATURE' // the AUTH does not verify with the GCKS's AUTH_KEY
-  | 'REPLAY'; // Message ID not above the last accepted one (RFC 9838 §2.2.2.2)
+  | 'REPLAY'; // Message ID not above the last accepted one (RFC 9838 §2.4.1.4)
 
 export type GsaRekeyResult =
   | { ok: true; messageId: number; payloads: IkePayloadEntry[] }

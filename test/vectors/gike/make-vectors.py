@@ -4,7 +4,7 @@ Golden vectors for the RFC 9838 payload bodies, built WITHOUT our TypeScript enc
 the IKEv2 substructures that RFC 9838 reuses (ID payload body, transform substructures, traffic
 selectors) come from scapy's independent IKEv2 implementation; the RFC 9838 framing around them
 (GSA policy / GW policy / key bag headers, attributes) is packed here by hand, field by field, from
-the figures of RFC 9838 §4.4.1, §4.4.2, §4.5.1, §4.5.2 and §4.5.3.
+the figures of RFC 9838 §4.4.2, §4.4.3, §4.5.2, §4.5.3 and §4.5.4.
 
 Run: /usr/bin/python3 test/vectors/gike/make-vectors.py > test/vectors/gike/vectors.json
 """
@@ -45,24 +45,24 @@ def ts4(proto, sport, eport, start, end):
                                    starting_address_v4=start, ending_address_v4=end))
 
 
-def gsa_policy(protocol, spi, src, dst, transforms, attrs):  # RFC 9838 §4.4.1
+def gsa_policy(protocol, spi, src, dst, transforms, attrs):  # RFC 9838 §4.4.2
     rest = spi + src + dst + transforms + attrs
     return struct.pack('!BBH', protocol, len(spi), 4 + len(rest)) + rest
 
 
-def gw_policy(attrs):  # RFC 9838 §4.4.2
+def gw_policy(attrs):  # RFC 9838 §4.4.3
     return struct.pack('!BBH', 0, 0, 4 + len(attrs)) + attrs
 
 
-def group_key_bag(protocol, spi, attrs):  # RFC 9838 §4.5.1
+def group_key_bag(protocol, spi, attrs):  # RFC 9838 §4.5.2
     return struct.pack('!BBH', protocol, len(spi), 4 + len(spi) + len(attrs)) + spi + attrs
 
 
-def member_key_bag(attrs):  # RFC 9838 §4.5.2
+def member_key_bag(attrs):  # RFC 9838 §4.5.3
     return struct.pack('!BBH', 0, 0, 4 + len(attrs)) + attrs
 
 
-def wrapped_key(key_id, kwk_id, enc):  # RFC 9838 §4.5.3
+def wrapped_key(key_id, kwk_id, enc):  # RFC 9838 §4.5.4
     return struct.pack('!II', key_id, kwk_id) + enc
 
 
