@@ -5,6 +5,8 @@ import { MemberEntity } from './entities/member.entity.js';
 import { PadRuleEntity } from './entities/pad-rule.entity.js';
 import { PolicyEntity } from './entities/policy.entity.js';
 import { TrustAnchorEntity } from './entities/trust-anchor.entity.js';
+import { LkhNodeEntity } from '../lkh/lkh-node.entity.js';
+import { LkhTreeEntity } from '../lkh/lkh-tree.entity.js';
 
 export { AdminCredentialEntity, AuditEntryEntity, GroupEntity, MemberEntity, PadRuleEntity, PolicyEntity, TrustAnchorEntity };
 
@@ -20,4 +22,6 @@ export const ENTITIES = [
   MemberEntity,
   AuditEntryEntity,
   AdminCredentialEntity,
+  LkhTreeEntity,
+  LkhNodeEntity,
 ];
