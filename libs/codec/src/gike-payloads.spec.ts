@@ -269,6 +269,55 @@ describe('G-IKEv2 payloads in the IKEv2 payload chain', () => {
   });
 });
 
+describe('round trip over generated valid values', () => {
+  const attr = fc.oneof(
+    fc.record({ type: fc.integer({ min: 0, max: 0x7fff }), value: fc.integer({ min: 0, max: 0xffff }) }),
+    fc.record({ type: fc.integer({ min: 0, max: 0x7fff }), value: fc.uint8Array({ maxLength: 40 }) }),
+  );
+  const addr = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+  const selector = fc.oneof(
+    fc.record({ tsType: fc.constant(TsType.TS_IPV4_ADDR_RANGE), ipProtocol: fc.nat(255), startPort: fc.nat(0xffff), endPort: fc.nat(0xffff), startAddress: addr(4), endAddress: addr(4) }),
+    fc.record({ tsType: fc.constant(TsType.TS_IPV6_ADDR_RANGE), ipProtocol: fc.nat(255), startPort: fc.nat(0xffff), endPort: fc.nat(0xffff), startAddress: addr(16), endAddress: addr(16) }),
+  );
+  const transform = fc.record({ type: fc.nat(255), id: fc.nat(0xffff), attributes: fc.array(attr, { maxLength: 3 }) });
+  const saPolicy = (protocol: number, spiLen: number) =>
+    fc.record({
+      kind: fc.constant('sa' as const),
+      protocol: fc.constant(protocol),
+      spi: addr(spiLen),
+      source: selector,
+      destination: selector,
+      transforms: fc.array(transform, { minLength: 1, maxLength: 5 }),
+      attributes: fc.array(attr, { maxLength: 6 }),
+    });
+  const gsaArb = fc
+    .tuple(
+      fc.option(saPolicy(GikeProtocol.GIKE_UPDATE, 16), { nil: undefined }),
+      fc.array(fc.oneof(saPolicy(GikeProtocol.ESP, 4), saPolicy(GikeProtocol.AH, 4)), { maxLength: 4 }),
+      fc.option(fc.record({ kind: fc.constant('gw' as const), attributes: fc.array(attr, { maxLength: 6 }) }), { nil: undefined }),
+    )
+    .filter(([k, t]) => k !== undefined || t.length > 0)
+    .map(([k, t, g]) => ({ policies: [...(k ? [k] : []), ...t, ...(g ? [g] : [])] }) as GsaPayload);
+  const kdArb = fc
+    .array(
+      fc.oneof(
+        fc.record({ kind: fc.constant('group' as const), protocol: fc.constant(GikeProtocol.ESP as number), spi: addr(4), attributes: fc.array(attr, { maxLength: 4 }) }),
+        fc.record({ kind: fc.constant('group' as const), protocol: fc.constant(GikeProtocol.GIKE_UPDATE as number), spi: addr(16), attributes: fc.array(attr, { maxLength: 4 }) }),
+        fc.record({ kind: fc.constant('member' as const), attributes: fc.array(attr, { maxLength: 8 }) }),
+      ),
+      { minLength: 1, maxLength: 6 },
+    )
+    .map((keyBags) => ({ keyBags }) as KdPayload);
+
+  it('GSA: encode, decode, re-encode and encode-at-offset agree for any valid policy set', () => {
+    fc.assert(fc.property(gsaArb, (v) => void roundTrip(gsaPayload, v)), { numRuns: 300 });
+  });
+
+  it('KD: likewise for any key bag list', () => {
+    fc.assert(fc.property(kdArb, (v) => void roundTrip(kdPayload, v)), { numRuns: 300 });
+  });
+});
+
 describe('hostile input', () => {
   const codecs: [string, PayloadBodyCodec<unknown>][] = [
     ['IDg', idgPayload as PayloadBodyCodec<unknown>],
