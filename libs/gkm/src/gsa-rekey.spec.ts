@@ -59,6 +59,7 @@ describe('GSA_REKEY', () => {
       expect(r.ok).toBe(true);
       if (!r.ok) return;
       expect(r.messageId).toBe(7 + i);
+      expect(r.skipped).toBe(i);
       expect(getPayload(r.payloads, IkePayload.GSA)).toEqual(gsa);
       expect(getPayload(r.payloads, IkePayload.KD)).toEqual(kd);
       expect(r.payloads.map((p: { type: number }) => p.type)).toEqual([IkePayload.GSA, IkePayload.KD]);

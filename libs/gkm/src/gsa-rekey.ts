@@ -125,7 +125,17 @@ export type GsaRekeyRefusal =
   | 'REPLAY'; // Message ID not above the last accepted one (RFC 9838 §2.4.1.4)
 
 export type GsaRekeyResult =
-  | { ok: true; messageId: number; payloads: IkePayloadEntry[] }
+  | {
+      ok: true;
+      messageId: number;
+      /**
+       * Message IDs skipped since `minMessageId` (IDs grow by one per message on a Rekey SA, RFC 9838
+       * §2.4.1.3): non-zero means rekeys were lost, and a GM holding LKH keys must re-register or
+       * get an in-band rekey rather than apply this one on a stale key path.
+       */
+      skipped: number;
+      payloads: IkePayloadEntry[];
+    }
   | { ok: false; reason: GsaRekeyRefusal; detail: string };
 
 export interface OpenGsaRekeyOptions {
@@ -195,7 +205,7 @@ export function openGsaRekey(raw: Uint8Array, o: OpenGsaRekeyOptions): GsaRekeyR
   }
   // Replay is judged only after authentication, so forged messages cannot move the window.
   if (h.messageId < o.minMessageId) return refuse('REPLAY', `Message ID ${h.messageId} below ${o.minMessageId}`);
-  return { ok: true, messageId: h.messageId, payloads };
+  return { ok: true, messageId: h.messageId, skipped: h.messageId - o.minMessageId, payloads };
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
