@@ -7,37 +7,13 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
-import { ipv4Packet, ipv6Packet, parseIpv4, PROTO_ESP, PROTO_UDP, udp4Packet } from '../support/netns-packets.js';
+import { PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { ipv4Packet, ipv6Packet, parseIpv4, PROTO_ESP, PROTO_UDP, udp4Packet, udp6Packet } from '../support/netns-packets.js';
 
 const skip = netnsSkipReason();
 if (skip) console.log(`[netns] binds.test.ts skipped: ${skip}`);
 
 const PROBE = fileURLToPath(new URL('../../dist/test/support/netns-bind-probe.js', import.meta.url));
-const PYTHON = '/usr/bin/python3';
-
-/** A plain multicast receiver: binds 0.0.0.0, joins with the default interface, prints JSON. */
-const PY_RECEIVER = `
-import json, socket, struct, sys
-group, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', port))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton(group), socket.inet_aton('0.0.0.0')))
-print(json.dumps({'ev': 'ready'}), flush=True)
-while True:
-    data, addr = s.recvfrom(65535)
-    print(json.dumps({'ev': 'msg', 'from': addr[0], 'data': data.decode('latin1')}), flush=True)
-`;
-
-/** A plain multicast sender: sends each argument once, to group:port, TTL 1, default interface. */
-const PY_SENDER = `
-import socket, sys
-group, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for m in sys.argv[3:]:
-    s.sendto(m.encode(), (group, port))
-`;
-
 function espPayload(spi: number, seq: number, text: string): Buffer {
   const b = Buffer.alloc(8 + text.length);
   b.writeUInt32BE(spi, 0);
@@ -74,7 +50,7 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
 
   it('TUN: an unmodified sender’s multicast is read from the device as one IP packet', async () => {
     await probeA.request({ op: 'tun-open', name: 'gst0', routes: ['239.1.2.3/32'], disableIpv6: true });
-    await lab.run(a.ns, PYTHON, ['-c', PY_SENDER, '239.1.2.3', '5000', 'hello-tun']);
+    await lab.run(a.ns, PYTHON, ['-c', PY_SENDER, '239.1.2.3', '5000', '1', 'hello-tun']);
     const line = await probeA.next((l) => {
       if (l.ev !== 'tun') return false;
       const ip = parseIpv4(Buffer.from(String(l.hex), 'hex'));
@@ -85,7 +61,7 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
     expect(ip.src).toBe(a.ipv4);
     expect(ip.totalLength).toBe(Buffer.from(String(line.hex), 'hex').length);
     expect(ip.payload.readUInt16BE(2)).toBe(5000);
-    expect(ip.payload.subarray(8).toString()).toBe('hello-tun');
+    expect(ip.payload.subarray(8).toString()).toBe('hello-tun 0000');
   });
 
   it('TUN: a packet written to the device reaches a plain receiver bound to 0.0.0.0', async () => {
@@ -96,6 +72,30 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
     expect(reply.stats).toMatchObject({ txPackets: 1, txErrors: 0 });
     const msg = await receiver.next((l) => l.ev === 'msg');
     expect(msg).toMatchObject({ from: b.ipv4, data: 'from-tun' });
+  });
+
+  it('TUN over IPv6: multicast routed into the device (local table) is read, and written packets are delivered', async () => {
+    const group = 'ff3e::7777';
+    // The host's global address goes on the TUN too: for multicast, Linux picks the source among
+    // the outgoing interface's addresses only (else the sender would use the TUN's link-local).
+    await probeB.request({ op: 'tun-open', name: 'gst1', routes: [`${group}/128`], addresses: [`${b.ipv6}/128`] });
+    await lab.run(b.ns, PYTHON, ['-c', PY_SENDER, group, '5002', '1', 'hello-tun6']);
+    const line = await probeB.next((l) => {
+      if (l.ev !== 'tun') return false;
+      const p = Buffer.from(String(l.hex), 'hex');
+      return p[0]! >> 4 === 6 && p[6] === PROTO_UDP && p.subarray(24, 40).equals(ipv6Packet({ src: '::', dst: group, nextHeader: 0, payload: Buffer.alloc(0) }).subarray(24, 40));
+    });
+    const p = Buffer.from(String(line.hex), 'hex');
+    expect(p.subarray(8, 24)).toEqual(ipv6Packet({ src: b.ipv6!, dst: group, nextHeader: 0, payload: Buffer.alloc(0) }).subarray(8, 24));
+    expect(p.readUInt16BE(42)).toBe(5002);
+    expect(p.subarray(48).toString()).toBe('hello-tun6 0000');
+
+    const receiver = new JsonLines(lab.spawn(b.ns, PYTHON, ['-u', '-c', PY_RECEIVER, group, '5003']));
+    await receiver.next((l) => l.ev === 'ready');
+    const packet = udp6Packet({ src: a.ipv6!, dst: group, srcPort: 40000, dstPort: 5003, payload: Buffer.from('from-tun6') });
+    const reply = await probeB.request({ op: 'tun-write', hex: packet.toString('hex') });
+    expect(reply.stats).toMatchObject({ txErrors: 0 });
+    expect(await receiver.next((l) => l.ev === 'msg')).toMatchObject({ from: a.ipv6, data: 'from-tun6' });
   });
 
   it('TUN: a malformed write is counted, not thrown', async () => {

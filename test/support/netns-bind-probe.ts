@@ -2,7 +2,7 @@
  * A process the namespace tests start inside a namespace to drive one host's binds directly
  * (without a datapath): JSON lines in on stdin, JSON lines out on stdout.
  *
- *   {id, op:'tun-open', name, routes?, mtu?}       packets read later: {ev:'tun', hex}
+ *   {id, op:'tun-open', name, routes?, addresses?, mtu?, disableIpv6?}      packets read later: {ev:'tun', hex}
  *   {id, op:'tun-write', hex}
  *   {id, op:'raw-open', family?, groups?, multicastInterface?, loopback?}
  *                                                  packets later: {ev:'raw', hex, src, dst}
@@ -36,6 +36,7 @@ async function handle(req: Request): Promise<object> {
       tun = TunDevice.open({
         name: String(req.name),
         routes: (req.routes as string[] | undefined) ?? [],
+        addresses: (req.addresses as string[] | undefined) ?? [],
         ...(req.mtu !== undefined ? { mtu: Number(req.mtu) } : {}),
         disableIpv6: req.disableIpv6 === true,
       });

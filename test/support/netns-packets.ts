@@ -77,3 +77,15 @@ export function ipv6Packet(o: { src: string; dst: string; nextHeader: number; pa
   Buffer.from(o.payload).copy(p, 40);
   return p;
 }
+
+/** A UDP datagram inside IPv6, with the checksum RFC 8200 §8.1 makes mandatory. */
+export function udp6Packet(o: { src: string; dst: string; srcPort: number; dstPort: number; payload: Uint8Array; hopLimit?: number }): Buffer {
+  const u = Buffer.alloc(8 + o.payload.length);
+  u.writeUInt16BE(o.srcPort, 0);
+  u.writeUInt16BE(o.dstPort, 2);
+  u.writeUInt16BE(u.length, 4);
+  Buffer.from(o.payload).copy(u, 8);
+  const pseudo = Buffer.concat([addressBytes(o.src), addressBytes(o.dst), Buffer.from([0, 0, u.length >> 8, u.length & 0xff, 0, 0, 0, PROTO_UDP]), u]);
+  u.writeUInt16BE(internetChecksum(pseudo) || 0xffff, 6);
+  return ipv6Packet({ src: o.src, dst: o.dst, nextHeader: PROTO_UDP, payload: u, ...(o.hopLimit !== undefined ? { hopLimit: o.hopLimit } : {}) });
+}

@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { PlaintextPort } from '@app/datapath';
 import { check, LINUX, loadLibc, SysError, type Libc } from './libc.js';
-import { addressFamily } from './ip-address.js';
+import { addressFamily, isMulticast } from './ip-address.js';
 import { PacketSlab } from './packet-slab.js';
 
 export interface TunOptions {
@@ -28,9 +28,18 @@ export interface TunOptions {
   readonly mtu?: number;
   /**
    * Prefixes routed into the device once it is up, e.g. `239.1.1.1/32` or `ff3e::1234/128`
-   * (via iproute2's `ip route replace`, so re-opening is idempotent).
+   * (via iproute2's `ip route replace`, so re-opening is idempotent). IPv6 multicast prefixes go
+   * into the `local` table as `multicast` routes: Linux puts `ff00::/8` of every interface there,
+   * and the local table is consulted before main, so a main-table route would never be used.
    */
   readonly routes?: readonly string[];
+  /**
+   * Addresses to put on the device (`ip addr replace <cidr> dev <tun>`, IPv6 without DAD). Needed
+   * for IPv6: for a multicast destination Linux picks the source only among the outgoing
+   * interface's addresses, so without the host's global address here (e.g. `2001:db8::1/128`)
+   * applications would multicast from the TUN's link-local address. IPv4 needs none.
+   */
+  readonly addresses?: readonly string[];
   /** Write 0 to this device's `rp_filter` (the "all" value must be 0 too). Default true. */
   readonly disableRpFilter?: boolean;
   /** Turn IPv6 off on the device (no link-local address, no MLD or router solicitations). */
@@ -95,12 +104,12 @@ export class TunDevice implements PlaintextPort {
     if (!IFACE_NAME.test(options.name)) throw new RangeError(`bad interface name ${JSON.stringify(options.name)}`);
     const mtu = options.mtu ?? 1400;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new RangeError(`bad MTU ${mtu}`);
-    for (const route of options.routes ?? []) {
+    for (const route of [...(options.routes ?? []), ...(options.addresses ?? [])]) {
       const [prefix, len, ...rest] = route.split('/');
       const family = addressFamily(prefix ?? '');
       const bits = Number(len);
       if (rest.length > 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
-        throw new RangeError(`bad route prefix ${JSON.stringify(route)}`);
+        throw new RangeError(`bad prefix ${JSON.stringify(route)}`);
       }
     }
     const libc = deps.libc ?? loadLibc();
@@ -114,9 +123,10 @@ export class TunDevice implements PlaintextPort {
       if (options.disableIpv6) writeSysctl(`net/ipv6/conf/${name}/disable_ipv6`, '1');
       if (options.disableRpFilter ?? true) writeSysctl(`net/ipv4/conf/${name}/rp_filter`, '0');
       configureLink(libc, name, mtu);
-      for (const route of options.routes ?? []) {
-        ip([...(route.includes(':') ? ['-6'] : []), 'route', 'replace', route, 'dev', name]);
+      for (const cidr of options.addresses ?? []) {
+        ip(cidr.includes(':') ? ['-6', 'addr', 'replace', cidr, 'dev', name, 'nodad'] : ['addr', 'replace', cidr, 'dev', name]);
       }
+      for (const route of options.routes ?? []) ip(routeCommand(route, name));
       return new TunDevice(libc, name, fd, mtu, options.burst ?? 64);
     } catch (err) {
       libc.close(fd);
@@ -172,6 +182,14 @@ export class TunDevice implements PlaintextPort {
     // Closing the last descriptor of a non-persistent TUN device deletes the interface and its routes.
     this.libc.close(this.fd);
   }
+}
+
+/** The `ip` arguments that send `prefix` into `device`. */
+export function routeCommand(prefix: string, device: string): string[] {
+  const address = prefix.split('/')[0]!;
+  if (addressFamily(address) === 4) return ['route', 'replace', prefix, 'dev', device];
+  if (isMulticast(address)) return ['-6', 'route', 'replace', 'multicast', prefix, 'dev', device, 'table', 'local'];
+  return ['-6', 'route', 'replace', prefix, 'dev', device];
 }
 
 function ifreq(name: string): Buffer {
