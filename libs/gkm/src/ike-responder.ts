@@ -367,7 +367,7 @@ export class IkeResponder {
     const octets = authOctets(sa.state, 'responder', ho.initResponse, ho.ni, o.localId);
     let authPayloads: IkePayloadEntry[];
     try {
-      authPayloads = buildAuthPayloads(ho.suite, o.localAuth, policy.psk, octets, ho.peerHashes);
+      authPayloads = buildAuthPayloads(ho.suite, policy.localAuth ?? o.localAuth, policy.psk, octets, ho.peerHashes);
     } catch (e) {
       if (e instanceof IkeError || e instanceof CryptoError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'local_auth');
       throw e;

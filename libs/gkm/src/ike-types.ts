@@ -57,6 +57,8 @@ export interface IkePeerPolicy {
   psk?: Uint8Array;
   /** Trust anchors for signature AUTH; the peer's ID must match its certificate. */
   trustAnchors?: Certificate[];
+  /** How we authenticate to this peer (responder), overriding the responder's default (PAD, RFC 4301 §4.4.3). */
+  localAuth?: IkeLocalAuth;
 }
 
 export interface IkeRetransmitConfig {

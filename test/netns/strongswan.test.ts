@@ -1,0 +1,232 @@
+/**
+ * IKEv2 interop against strongSwan's charon (issue 5), root only, in two network namespaces on a
+ * bridge: charon in one, our compiled peer (test/support/ike-peer.ts) in the other.
+ * Matrix: {our initiator -> charon responder, charon initiator -> our responder}
+ *       x {PSK, ECDSA P-256 certificates (our CA, identity in SAN dNSName)}
+ *       x {AES-GCM-16-256/PRF-SHA256/ECP-256, AES-CBC-256/HMAC-SHA-256-128/PRF-SHA256/Curve25519}.
+ * Each case asserts: our side reports the SA; `swanctl --list-sas` shows it ESTABLISHED with our
+ * SPIs; and every SK_* key charon logged (ike = 4) equals ours byte for byte. IKE SAs are childless
+ * (RFC 6023). Ports: charon floats to 4500 (MOBIKE) when it initiates; one of our initiations
+ * starts on 4500 with the non-ESP marker.
+ */
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueCertificate, parseCertificate, type Certificate } from '@app/crypto';
+import type { IkeProposalConfig } from '@app/gkm';
+import { PROPOSAL_CBC_X25519, PROPOSAL_GCM_ECP256 } from '../support/ike-fixtures.js';
+import type { InitiateCommand, PeerConfig } from '../support/ike-peer.js';
+import { assertBuilt, JsonLines, NetnsLab } from '../support/netns.js';
+import { Charon, strongswanSkipReason } from '../support/strongswan.js';
+import { tempDir } from '../support/temp-dir.js';
+
+const reason = strongswanSkipReason();
+if (reason) console.log(`[netns] strongswan.test.ts skipped: ${reason}`);
+
+const PEER = fileURLToPath(new URL('../../dist/test/support/ike-peer.js', import.meta.url));
+const CHARON_IP = '10.77.0.1';
+const OUR_IP = '10.77.0.2';
+const CHARON_ID = 'charon.example';
+const GCKS_ID = 'gcks.groupsec.example';
+
+interface Case {
+  name: string;
+  dir: 'we-initiate' | 'charon-initiates';
+  auth: 'psk' | 'cert';
+  proposal: IkeProposalConfig;
+  swProposal: string;
+  addr: string;
+  port: number;
+}
+
+const GCM = { proposal: PROPOSAL_GCM_ECP256, swProposal: 'aes256gcm16-prfsha256-ecp256' };
+const CBC = { proposal: PROPOSAL_CBC_X25519, swProposal: 'aes256-sha256-prfsha256-x25519' };
+const CASES: Case[] = [
+  { name: 'we-psk-gcm', dir: 'we-initiate', auth: 'psk', ...GCM, addr: '10.77.0.10', port: 500 },
+  { name: 'we-psk-cbc', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.11', port: 500 },
+  { name: 'we-cert-gcm', dir: 'we-initiate', auth: 'cert', ...GCM, addr: '10.77.0.12', port: 4500 },
+  { name: 'we-cert-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.13', port: 500 },
+  { name: 'sw-psk-gcm', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.14', port: 500 },
+  { name: 'sw-psk-cbc', dir: 'charon-initiates', auth: 'psk', ...CBC, addr: '10.77.0.15', port: 500 },
+  { name: 'sw-cert-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.16', port: 500 },
+  { name: 'sw-cert-cbc', dir: 'charon-initiates', auth: 'cert', ...CBC, addr: '10.77.0.17', port: 500 },
+];
+const ourId = (c: Case) => (c.dir === 'we-initiate' ? `${c.name}.groupsec.example` : GCKS_ID);
+const charonId = (c: Case) => (c.auth === 'cert' ? CHARON_ID : `${c.name}.${CHARON_ID}`);
+const secretOf = (c: Case) => `interop secret for ${c.name}`;
+
+const pem = (label: string, der: Uint8Array) =>
+  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').trim()}\n-----END ${label}-----\n`;
+const keyPem = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+function makeCa(now: Date) {
+  const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const der = issueCertificate({
+    subject: { cn: 'GroupSec Interop CA', o: 'GroupSec' },
+    publicKey: kp.publicKey,
+    issuerKey: kp.privateKey,
+    serial: new Uint8Array(randomBytes(8)),
+    notBefore: new Date(now.getTime() - 86_400_000),
+    notAfter: new Date(now.getTime() + 30 * 86_400_000),
+    ca: true,
+  });
+  const ca: Certificate = parseCertificate(der);
+  const issue = (name: string) => {
+    const m = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const cert = issueCertificate({
+      subject: { cn: name, o: 'GroupSec' },
+      publicKey: m.publicKey,
+      issuerKey: kp.privateKey,
+      issuer: ca,
+      serial: new Uint8Array(randomBytes(8)),
+      notBefore: new Date(now.getTime() - 86_400_000),
+      notAfter: new Date(now.getTime() + 30 * 86_400_000),
+      ca: false,
+      dns: [name],
+    });
+    return { certPem: pem('CERTIFICATE', cert), keyPem: keyPem(m.privateKey) };
+  };
+  return { caPem: pem('CERTIFICATE', der), issue };
+}
+
+function swanctlConf(): string {
+  const conns = CASES.map((c) => {
+    const local =
+      c.auth === 'psk'
+        ? `local { auth = psk\n id = ${charonId(c)} }`
+        : `local { auth = pubkey\n certs = charon.pem\n id = ${charonId(c)} }`;
+    const remote =
+      c.auth === 'psk'
+        ? `remote { auth = psk\n id = ${ourId(c)} }`
+        : `remote { auth = pubkey\n id = ${ourId(c)}\n cacerts = ca.pem }`;
+    return `${c.name} {
+  version = 2
+  local_addrs = ${CHARON_IP}
+  remote_addrs = ${c.addr}
+  proposals = ${c.swProposal}
+  ${local}
+  ${remote}
+}`;
+  });
+  const secrets = CASES.filter((c) => c.auth === 'psk').map(
+    (c) => `ike-${c.name} {\n  id-a = ${charonId(c)}\n  id-b = ${ourId(c)}\n  secret = "${secretOf(c)}"\n}`,
+  );
+  return `connections {\n${conns.join('\n')}\n}\nsecrets {\n${secrets.join('\n')}\n}\n`;
+}
+
+describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', () => {
+  const lab = new NetnsLab('sw');
+  const dir = tempDir('groupsec-strongswan-');
+  let charon: Charon;
+  let peer: JsonLines;
+  let pki: ReturnType<typeof makeCa>;
+  const ourCerts = new Map<string, { certPem: string; keyPem: string }>();
+
+  beforeAll(async () => {
+    assertBuilt(PEER);
+    const [sw, gs] = await lab.bridge([
+      { suffix: 'sw', ipv4: CHARON_IP },
+      { suffix: 'gs', ipv4: OUR_IP },
+    ]);
+    for (const c of CASES) await lab.run(gs!.ns, 'ip', ['addr', 'add', `${c.addr}/24`, 'dev', 'eth0']);
+
+    pki = makeCa(new Date());
+    const charonCert = pki.issue(CHARON_ID);
+    for (const id of [GCKS_ID, ...CASES.filter((c) => c.auth === 'cert').map(ourId)]) ourCerts.set(id, pki.issue(id));
+
+    charon = new Charon(lab, sw!.ns, dir.path);
+    charon.writeSwanctl(swanctlConf(), {
+      'x509ca/ca.pem': pki.caPem,
+      'x509/charon.pem': charonCert.certPem,
+      'private/charon.pem': charonCert.keyPem,
+    });
+    await charon.start();
+    await charon.loadAll();
+
+    const gcksCert = ourCerts.get(GCKS_ID)!;
+    const config: PeerConfig = {
+      addresses: CASES.map((c) => c.addr),
+      responder: {
+        localId: GCKS_ID,
+        proposals: [PROPOSAL_GCM_ECP256, PROPOSAL_CBC_X25519],
+        auth: { kind: 'signature', ...gcksCert },
+        psks: Object.fromEntries(CASES.filter((c) => c.auth === 'psk' && c.dir === 'charon-initiates').map((c) => [charonId(c), secretOf(c)])),
+        trustAnchorsPem: [pki.caPem],
+      },
+    };
+    const cfgFile = join(dir.path, 'peer.json');
+    writeFileSync(cfgFile, JSON.stringify(config));
+    peer = new JsonLines(lab.spawn(gs!.ns, process.execPath, [PEER, cfgFile]));
+    await peer.next((l) => l.event === 'ready');
+  });
+
+  afterAll(async () => {
+    await lab.cleanup();
+    if (process.env.KEEP_SWAN_LOG) writeFileSync(process.env.KEEP_SWAN_LOG, charon?.log() ?? '');
+    dir.remove();
+  });
+
+  function expectKeysMatchCharon(ours: Record<string, string>, logOffset: number) {
+    const logged = charon.loggedKeys(logOffset);
+    const pairs: [string, string][] = [
+      ['Sk_d secret', 'skd'],
+      ['Sk_ei secret', 'skei'],
+      ['Sk_er secret', 'sker'],
+      ['Sk_pi secret', 'skpi'],
+      ['Sk_pr secret', 'skpr'],
+    ];
+    for (const [label, k] of pairs) {
+      expect(logged[label], `charon logged ${label}`).toBeDefined();
+      expect(ours[k], label).toBe(logged[label]);
+    }
+    if (ours.skai) {
+      expect(ours.skai).toBe(logged['Sk_ai secret']);
+      expect(ours.skar).toBe(logged['Sk_ar secret']);
+    }
+  }
+
+  for (const c of CASES) {
+    it(`${c.name}: ${c.dir === 'we-initiate' ? 'our initiator -> charon' : 'charon -> our responder'}, ${c.auth}, ${c.swProposal}`, async () => {
+      const logOffset = charon.log().length;
+      let spiI: string;
+      let keys: Record<string, string>;
+      if (c.dir === 'we-initiate') {
+        const cert = ourCerts.get(ourId(c));
+        const cmd: InitiateCommand = {
+          local: c.addr,
+          remote: CHARON_IP,
+          port: c.port,
+          proposals: [c.proposal],
+          localId: ourId(c),
+          remoteId: charonId(c),
+          auth: c.auth === 'psk' ? { kind: 'psk' } : { kind: 'signature', ...cert! },
+          ...(c.auth === 'psk' ? { psk: secretOf(c) } : { trustAnchorsPem: [pki.caPem] }),
+        };
+        const r = await peer.request({ cmd: 'initiate', ...cmd }, 20_000).catch((e: Error) => {
+          throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
+        });
+        expect(r.peerId).toBe(charonId(c));
+        spiI = r.spiI as string;
+        keys = r.keys as Record<string, string>;
+      } else {
+        const before = peer.lines.length;
+        const init = await charon.initiateIke(c.name).catch((e: Error) => {
+          throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
+        });
+        expect(init.stdout).toMatch(new RegExp(`IKE_SA ${c.name}\\[\\d+\\] established between`));
+        const ev = await peer.next((l) => l.event === 'responder-established' && l.peerId === charonId(c) && peer.lines.indexOf(l) >= before);
+        // MOBIKE: charon moves to 4500 with the non-ESP marker for IKE_AUTH.
+        expect(ev.localPort).toBe(4500);
+        spiI = ev.spiI as string;
+        keys = ev.keys as Record<string, string>;
+      }
+      const sas = await charon.listSas(c.name);
+      expect(sas).toMatch(new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i`));
+      expect(sas).toContain(c.proposal.encrId === 20 ? 'AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256' : 'AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519');
+      expectKeysMatchCharon(keys, logOffset);
+      await charon.terminateIke(c.name);
+    });
+  }
+});
