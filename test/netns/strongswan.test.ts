@@ -163,6 +163,7 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
   });
 
   afterAll(async () => {
+    if (process.env.KEEP_PEER_LINES) writeFileSync(process.env.KEEP_PEER_LINES, JSON.stringify(peer?.lines ?? []));
     await lab.cleanup();
     if (process.env.KEEP_SWAN_LOG) writeFileSync(process.env.KEEP_SWAN_LOG, charon?.log() ?? '');
     dir.remove();

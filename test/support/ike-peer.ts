@@ -145,7 +145,7 @@ async function main(): Promise<void> {
           }
         }
         const outcome = toInitiator ? toInitiator.receive(bytes, path) : responder.receive(bytes, path);
-        if (process.env.IKE_PEER_TRACE) out({ event: 'rx', port, from: rinfo.address, outcome });
+        if (process.env.IKE_PEER_TRACE) out({ event: 'rx', port, from: rinfo.address, outcome, hex: hex(bytes) });
       });
       sockets.set(`${address}:${port}`, s);
     }
