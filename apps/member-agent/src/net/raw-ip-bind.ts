@@ -74,6 +74,8 @@ export interface RawIpBindStats {
   /** Received packets that cannot be an IP packet of this family (never expected). */
   receiveMalformed: number;
   receiveErrors: number;
+  /** Packets whose receive handler threw (a bug upstream; counted, never rethrown). */
+  handlerErrors: number;
 }
 
 export class RawIpBind implements NetworkBind {
@@ -88,6 +90,7 @@ export class RawIpBind implements NetworkBind {
     sourceFiltered: 0,
     receiveMalformed: 0,
     receiveErrors: 0,
+    handlerErrors: 0,
   };
   /** The last errno name seen by send/receive, for diagnostics. */
   lastError = '';
@@ -266,7 +269,11 @@ export class RawIpBind implements NetworkBind {
   private deliver(packet: Buffer, srcAddress: string, dstAddress: string): void {
     this.stats.receivedPackets++;
     this.stats.receivedBytes += packet.length;
-    this.handler?.({ framing: 'raw-ip', data: packet, srcAddress, dstAddress, srcPort: 0, dstPort: 0 });
+    try {
+      this.handler?.({ framing: 'raw-ip', data: packet, srcAddress, dstAddress, srcPort: 0, dstPort: 0 });
+    } catch {
+      this.stats.handlerErrors++; // a throwing consumer must not take the receive loop down
+    }
   }
 
   private readFailed(): void {

@@ -59,6 +59,8 @@ export interface TunStats {
   txErrors: number;
   /** Reads that failed with something other than EAGAIN. */
   rxErrors: number;
+  /** Packets whose handler threw (a bug upstream; counted, never rethrown). */
+  handlerErrors: number;
 }
 
 const IFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
@@ -78,6 +80,7 @@ export class TunDevice implements PlaintextPort {
     txQueueFull: 0,
     txErrors: 0,
     rxErrors: 0,
+    handlerErrors: 0,
   };
   private handler: ((packet: Uint8Array) => void) | undefined;
   private poll: { close(): void } | undefined;
@@ -170,7 +173,11 @@ export class TunDevice implements PlaintextPort {
       const packet = this.slab.take(n);
       this.stats.rxPackets++;
       this.stats.rxBytes += n;
-      this.handler?.(packet);
+      try {
+        this.handler?.(packet);
+      } catch {
+        this.stats.handlerErrors++; // a throwing consumer must not take the read loop down
+      }
     }
   }
 

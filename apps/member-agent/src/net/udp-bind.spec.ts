@@ -128,6 +128,23 @@ describe('UdpBind over IPv4 loopback multicast (no root)', () => {
     expect(sut.lastError).toMatch(/EMSGSIZE/);
   });
 
+  it('counts a throwing receive handler and keeps receiving', async () => {
+    const port = await freePort();
+    const receiver = await open({ family: 4, localAddress: '127.0.0.1', port, localPort: port });
+    const sender = await open({ family: 4, localAddress: '127.0.0.1', port: 0, localPort: 0 });
+    const seen: number[] = [];
+    receiver.onReceive((d) => {
+      const seq = Buffer.from(d.data).readUInt32BE(4);
+      seen.push(seq);
+      if (seq === 1) throw new Error('consumer bug');
+    });
+    sender.send(out(esp(0x900, 1, 'a'), '127.0.0.1', port));
+    sender.send(out(esp(0x900, 2, 'b'), '127.0.0.1', port));
+    await waitFor(() => seen.length === 2);
+    expect(seen).toEqual([1, 2]);
+    expect(receiver.stats.handlerErrors).toBe(1);
+  });
+
   it('rejects opening on a port another exclusive socket holds', async () => {
     const holder = dgram.createSocket({ type: 'udp4' });
     await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));

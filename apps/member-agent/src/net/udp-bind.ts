@@ -70,6 +70,8 @@ export interface UdpBindStats {
   ownDropped: number;
   /** Socket-level errors (emitted 'error' events). */
   socketErrors: number;
+  /** Datagrams whose receive handler threw (a bug upstream; counted, never rethrown). */
+  handlerErrors: number;
 }
 
 type SocketType = 'udp4' | 'udp6';
@@ -88,6 +90,7 @@ export class UdpBind implements NetworkBind {
     invalid: 0,
     ownDropped: 0,
     socketErrors: 0,
+    handlerErrors: 0,
   };
   /** The last error message seen, for diagnostics. */
   lastError = '';
@@ -217,14 +220,18 @@ export class UdpBind implements NetworkBind {
     this.stats.receivedPackets++;
     this.stats.receivedBytes += msg.length;
     this.stats[classifyUdpEncap(msg)]++;
-    this.handler?.({
-      framing: 'udp',
-      data: msg,
-      srcAddress: rinfo.address,
-      dstAddress,
-      srcPort: rinfo.port,
-      dstPort,
-    });
+    try {
+      this.handler?.({
+        framing: 'udp',
+        data: msg,
+        srcAddress: rinfo.address,
+        dstAddress,
+        srcPort: rinfo.port,
+        dstPort,
+      });
+    } catch {
+      this.stats.handlerErrors++; // a throwing consumer must not become an uncaught exception
+    }
   }
 
   async close(): Promise<void> {
