@@ -8,6 +8,7 @@ export * from './gsa-rekey.js';
 export * from './group-token.js';
 export * from './group-schedule.js';
 export * from './group-sender-id.js';
+export * from './group-registration.js';
 // IKEv2 SA setup (RFC 7296): initiator and responder state machines, established IKE SAs.
 export * from './ike-types.js';
 export * from './ike-proposal.js';
