@@ -169,16 +169,15 @@ export class IkeInitiator {
   /** Feed every datagram received on the path's socket. Never throws. */
   receive(datagram: Uint8Array, path: IkePath): IkeInputOutcome {
     this.counters.inc('received');
+    let outcome: IkeInputOutcome;
     try {
-      return this.receiveInner(datagram, path);
+      outcome = this.receiveInner(datagram, path);
     } catch (e) {
-      if (e instanceof CodecError || e instanceof CryptoError || e instanceof IkeError) {
-        this.counters.inc('drop_invalid');
-        return 'dropped';
-      }
-      this.counters.inc('drop_internal');
-      return 'dropped';
+      this.counters.inc(e instanceof CodecError || e instanceof CryptoError || e instanceof IkeError ? 'drop_invalid' : 'drop_internal');
+      outcome = 'dropped';
     }
+    this.counters.inc(`outcome_${outcome}`);
+    return outcome;
   }
 
   private receiveInner(datagram: Uint8Array, path: IkePath): IkeInputOutcome {
