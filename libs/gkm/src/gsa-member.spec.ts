@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   EncrId,
@@ -10,6 +11,7 @@ import {
   NotifyType,
   TsType,
   getPayload,
+  CodecError,
   IkeExchange,
   ikeMessage,
   ikePayloadRegistry,
@@ -219,5 +221,44 @@ describe('LKH exclusion through GSA_REKEY (RFC 9838 Appendix A.4)', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(() => openGroupPayloads(r.payloads, { gskW: gskW2, knownKeys: known('F'), registration: false })).toThrow(/CANNOT_UNWRAP/);
+  });
+});
+
+describe('hostile GSA/KD contents', () => {
+  it('mutated payloads decode to a CodecError, or open to SAs, or are refused with a GroupPayloadError: nothing else', () => {
+    const gskW = rnd(32);
+    const r = rekeySa(0x44);
+    const seed = ikePayloadRegistry.encodeChain(
+      groupPayloads({
+        rekey: r,
+        data: [tek(1), tek(2, EncrId.ENCR_AES_CBC, IntegId.AUTH_HMAC_SHA2_256_128)],
+        groupWide: { atd: 15, dtd: 30, senderIdBits: 8 },
+        gskW,
+        member: { wrapKeys: [wrapKey(gskW, 0, 9, rnd(32))], authKey: gcksKey.publicKey, senderIds: [1, 2] },
+        registration: true,
+      }),
+    );
+    let opened = 0;
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 3 }), fc.boolean(), (edits, registration) => {
+        const b = Uint8Array.from(seed);
+        for (const [pos, x] of edits) b[pos] = b[pos]! ^ x;
+        let payloads;
+        try {
+          payloads = ikePayloadRegistry.decodeChain(IkePayload.GSA, b, 0, b.length, false);
+        } catch (e) {
+          expect(e).toBeInstanceOf(CodecError);
+          return;
+        }
+        try {
+          openGroupPayloads(payloads, { gskW, registration });
+          opened++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(GroupPayloadError);
+        }
+      }),
+      { numRuns: 3000, seed: 9838 },
+    );
+    expect(opened).toBeGreaterThan(0); // some edits land in opaque bytes the opener does not read
   });
 });
