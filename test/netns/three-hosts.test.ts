@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressBytes, addressText } from '../../apps/member-agent/src/net/ip-address.js';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
-import { PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { PY_JUNK_SENDER, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
 
 const onPath = (tool: string) => {
   try {
@@ -222,7 +222,74 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
     }
     expect(new Set(opened.map((o) => o.text)).size).toBe(MESSAGES);
   });
+
+  it('turns hostile input from the wire into counted drops, delivering nothing', async () => {
+    const [a, b, c] = hosts as [LabHost, LabHost, LabHost];
+    const JUNK = 300;
+    const seed = Number(process.env.GROUPSEC_SEED ?? Date.now() % 1_000_000);
+    const snapshot = async () => {
+      const out: Record<string, Accounting> = {};
+      for (const h of [b, c]) out[h.ns] = accounting(await agents.get(h.ns)!.request({ op: 'stats' }));
+      return out;
+    };
+    const before = await snapshot();
+    const port = variant.network === 'udp' ? UDP_ENCAP_PORT : 0;
+    await lab.run(a.ns, PYTHON, ['-c', PY_JUNK_SENDER, variant.network, GROUP, String(port), String(JUNK), addressOf(a), String(SPI), String(seed), 'eth0']);
+    // Wait until both receivers' binds have seen every junk datagram (bounded).
+    let after = await snapshot();
+    const end = Date.now() + 15_000;
+    while ([b, c].some((h) => after[h.ns]!.received - before[h.ns]!.received < JUNK) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await snapshot();
+    }
+    const figures = Object.fromEntries(
+      [b, c].map((h) => {
+        const d = diff(after[h.ns]!, before[h.ns]!);
+        return [h.ns.slice(-1), d];
+      }),
+    );
+    console.log(`[netns] hostile input, ${variant.name}, seed ${seed}: sent ${JUNK}, ${JSON.stringify(figures)}`);
+    for (const h of [b, c]) {
+      const d = diff(after[h.ns]!, before[h.ns]!);
+      expect(d.received, `seed ${seed}`).toBe(JUNK);
+      expect(d.delivered, `seed ${seed}`).toBe(0);
+      // Every input is accounted for: a counted drop, or (ESP-in-UDP port) IKE/keepalive handed on.
+      expect(d.dropped + d.ike + d.keepalives, `seed ${seed}: ${JSON.stringify(d)}`).toBe(JUNK);
+      expect(d.icv, `seed ${seed}`).toBeGreaterThan(0); // forged packets with our SPI failed the ICV
+    }
+    // The agents are still alive and still deliver: the datapath state was not disturbed.
+    expect(agents.get(b.ns)!.child.exitCode).toBeNull();
+    expect(agents.get(c.ns)!.child.exitCode).toBeNull();
+  });
 });
+
+interface Accounting {
+  received: number;
+  delivered: number;
+  /** All drops except noPolicy (the kernel's own IGMP/MLD reports on the TUN). */
+  dropped: number;
+  icv: number;
+  ike: number;
+  keepalives: number;
+}
+
+function accounting(reply: Record<string, unknown>): Accounting {
+  const dp = reply.datapath as { delivered: number; ike: number; keepalives: number; drops: Record<string, number> };
+  const network = reply.network as { receivedPackets: number };
+  const dropped = Object.entries(dp.drops).reduce((sum, [k, n]) => (k === 'noPolicy' ? sum : sum + n), 0);
+  return { received: network.receivedPackets, delivered: dp.delivered, dropped, icv: dp.drops.icv ?? 0, ike: dp.ike, keepalives: dp.keepalives };
+}
+
+function diff(x: Accounting, y: Accounting): Accounting {
+  return {
+    received: x.received - y.received,
+    delivered: x.delivered - y.delivered,
+    dropped: x.dropped - y.dropped,
+    icv: x.icv - y.icv,
+    ike: x.ike - y.ike,
+    keepalives: x.keepalives - y.keepalives,
+  };
+}
 
 interface Opened {
   src: string[];

@@ -38,3 +38,41 @@ for i in range(count):
     if count > 1:
         time.sleep(0.001)
 `;
+
+/**
+ * Hostile input from the wire. args: mode(raw|udp) group port count source spi seed ifname.
+ * Sends \`count\` datagrams to the group out of \`ifname\`, one per millisecond, each a third:
+ * arbitrary bytes, the group's SPI followed by garbage (a forged or corrupted packet), or an
+ * unknown SPI. 'raw' writes whole IP packets (header included, protocol 50) from \`source\`;
+ * 'udp' sends them as UDP payloads to \`port\`. Deterministic for a given seed.
+ */
+export const PY_JUNK_SENDER = `
+import random, socket, struct, sys, time
+mode, group, port, count, src, spi, seed, ifname = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
+rnd = random.Random(seed)
+v6 = ':' in group
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+def junk(i):
+    body = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 120)))
+    if i % 3 == 1:
+        return struct.pack('!II', spi, rnd.getrandbits(32)) + body
+    if i % 3 == 2:
+        return struct.pack('!II', rnd.randrange(256, 1 << 32), 1 + rnd.getrandbits(16)) + body
+    return body
+s = socket.socket(fam, socket.SOCK_DGRAM if mode == 'udp' else socket.SOCK_RAW, 0 if mode == 'udp' else socket.IPPROTO_RAW)
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+else:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
+if mode == 'udp':
+    s.bind((src, 0))
+for i in range(count):
+    p = junk(i)
+    if mode == 'udp':
+        s.sendto(p, (group, port))
+    elif v6:
+        s.sendto(struct.pack('!IHBB', 0x60000000, len(p), 50, 8) + socket.inet_pton(fam, src) + socket.inet_pton(fam, group) + p, (group, 0))
+    else:
+        s.sendto(struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(p), 0, 0x4000, 8, 50, 0, socket.inet_aton(src), socket.inet_aton(group)) + p, (group, 0))
+    time.sleep(0.001)
+`;
