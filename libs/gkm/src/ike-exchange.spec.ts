@@ -4,6 +4,11 @@ import {
   IkeError,
   IkeInitiator,
   IkeResponder,
+  addressOctets,
+  ikeNotify,
+  ikeSaFromRecord,
+  ikeSaToRecord,
+  natDetectionHash,
   type IkeLocalAuth,
   type IkePath,
   type IkePeerPolicy,
@@ -250,5 +255,61 @@ describe('IKEv2 initiator and responder', () => {
     const answer = ikeMessage.decode(t.queue[0]!.bytes);
     expect(getNotify(answer.payloads, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)?.data).toEqual(Uint8Array.of(200));
     expect(answer.payloads[0]!.type).toBe(IkePayload.NOTIFY);
+  });
+
+  it('restores a persisted responder SA in a new responder and runs exchanges both ways on it', async () => {
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }) });
+    const done = t.initiator.start();
+    t.pump();
+    const { sa } = await done;
+    const record = JSON.parse(JSON.stringify(ikeSaToRecord([...t.responder.established.values()][0]!.state)));
+    t.responder.close();
+    // A "restarted" responder on the same transport takes the SA over from its record.
+    const restarted = new IkeResponder({
+      transport: { send: (bytes, path) => t.queue.push({ to: 'i', bytes, path: reversePath(path) }) },
+      clock: t.clock,
+      random,
+      proposals: [PROPOSAL_GCM_ECP256],
+      localId: fqdn('gcks.example'),
+      localAuth: { kind: 'psk' },
+      resolvePeer: () => ({ psk }),
+    });
+    const rsa = restarted.adopt(ikeSaFromRecord(record));
+    // Route the initiator's traffic to the restarted responder.
+    const q = t.queue;
+    const ping = sa.ping();
+    const d1 = q.shift()!;
+    expect(restarted.receive(d1.bytes, d1.path)).toBe('answered');
+    const r1 = q.shift()!;
+    expect(t.initiator.receive(r1.bytes, r1.path)).toBe('accepted');
+    await ping;
+    // The responder sends a request of a G-IKEv2 exchange type; the initiator's handler answers.
+    sa.onRequest = (exchangeType, payloads) =>
+      exchangeType === IkeExchange.GSA_INBAND_REKEY && payloads.length === 1 ? [ikeNotify(NotifyType.REKEY_SA)] : undefined;
+    const reply = rsa.request(IkeExchange.GSA_INBAND_REKEY, [ikeNotify(NotifyType.INITIAL_CONTACT)]);
+    const d2 = q.shift()!;
+    expect(t.initiator.receive(d2.bytes, d2.path)).toBe('answered');
+    const r2 = q.shift()!;
+    expect(restarted.receive(r2.bytes, r2.path)).toBe('accepted');
+    const answer = await reply;
+    expect(getNotify(answer, NotifyType.REKEY_SA)).toBeDefined();
+    // Delete from the initiator removes the SA from the restarted responder's table.
+    const del = sa.delete();
+    const d3 = q.shift()!;
+    restarted.receive(d3.bytes, d3.path);
+    const r3 = q.shift()!;
+    t.initiator.receive(r3.bytes, r3.path);
+    await del;
+    expect(restarted.established.size).toBe(0);
+  });
+
+  it('computes NAT detection hashes over IPv4 and IPv6 addresses (RFC 7296 §2.23)', () => {
+    expect(addressOctets('10.1.2.3')).toEqual(Uint8Array.of(10, 1, 2, 3));
+    expect(Buffer.from(addressOctets('2001:db8::1')).toString('hex')).toBe('20010db8000000000000000000000001');
+    expect(Buffer.from(addressOctets('::ffff:10.1.2.3')).toString('hex')).toBe('00000000000000000000ffff0a010203');
+    expect(Buffer.from(addressOctets('fe80::1%eth0')).toString('hex')).toBe('fe800000000000000000000000000001');
+    const a = natDetectionHash(new Uint8Array(8), new Uint8Array(8), '10.0.0.1', 500);
+    expect(a.length).toBe(20);
+    expect(a).not.toEqual(natDetectionHash(new Uint8Array(8), new Uint8Array(8), '10.0.0.1', 4500));
   });
 });

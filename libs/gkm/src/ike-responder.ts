@@ -48,6 +48,7 @@ import {
   type IkePath,
   type IkePeerPolicy,
   type IkeProposalConfig,
+  type IkeSaState,
   type IkeTimer,
 } from './ike-types.js';
 
@@ -382,13 +383,29 @@ export class IkeResponder {
       return 'answered';
     }
     this.sas.set(key, sa);
-    sa.onDeleted = () => {
+    sa.whenDeleted(() => {
       this.sas.delete(key);
       this.counters.inc('deleted');
-    };
+    });
     this.counters.inc('established');
     o.onEstablished?.(sa, ctx);
     return 'answered';
+  }
+
+  /**
+   * Takes over an established SA restored from storage (see `ikeSaFromRecord`), so the peer's
+   * later requests reach it and the layer above can send requests (in-band rekeys) on it.
+   */
+  adopt(state: IkeSaState): IkeSa {
+    const sa = new IkeSa(state, this.opts, this.counters);
+    const key = hex(state.spiR);
+    this.sas.get(key)?.close();
+    this.sas.set(key, sa);
+    sa.whenDeleted(() => {
+      this.sas.delete(key);
+      this.counters.inc('deleted');
+    });
+    return sa;
   }
 
   /** Forgets an SA (e.g. after the layer above deleted it). */

@@ -106,9 +106,39 @@ export function deriveKeys(
   return deriveIkeSaKeys(suite.prf, seed, { ni, nr, spiI, spiR, ...skKeyLengths(suite.sk) });
 }
 
-/** NAT_DETECTION_*_IP data (§2.23): SHA-1(SPIi | SPIr | IP | port). IPv4 only here. */
+/** An IPv4 or IPv6 address in text form as network-order octets (4 or 16). */
+export function addressOctets(address: string): Uint8Array {
+  if (!address.includes(':')) return Uint8Array.from(address.split('.').map(Number));
+  const zone = address.indexOf('%');
+  const a = zone >= 0 ? address.slice(0, zone) : address;
+  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
+  const words = (part: string | undefined) => (part ? part.split(':') : []);
+  let h = words(head);
+  let t = words(tail);
+  const v4 = (arr: string[]) => {
+    const last = arr[arr.length - 1];
+    if (last && last.includes('.')) {
+      const o = last.split('.').map(Number);
+      arr.splice(arr.length - 1, 1, ((o[0]! << 8) | o[1]!).toString(16), ((o[2]! << 8) | o[3]!).toString(16));
+    }
+    return arr;
+  };
+  if (tail === undefined) h = v4(h);
+  else t = v4(t);
+  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
+  const all = [...h, ...fill, ...t];
+  const out = new Uint8Array(16);
+  all.slice(0, 8).forEach((w, i) => {
+    const v = parseInt(w, 16) || 0;
+    out[2 * i] = v >> 8;
+    out[2 * i + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/** NAT_DETECTION_*_IP data (§2.23): SHA-1(SPIi | SPIr | IP | port). */
 export function natDetectionHash(spiI: Uint8Array, spiR: Uint8Array, address: string, port: number): Uint8Array {
-  const ip = address.includes(':') ? new Uint8Array(16) : Uint8Array.from(address.split('.').map(Number));
+  const ip = addressOctets(address);
   return new Uint8Array(
     createHash('sha1').update(spiI).update(spiR).update(ip).update(Uint8Array.of(port >> 8, port & 0xff)).digest(),
   );
@@ -203,7 +233,9 @@ export class IkeSa {
   private readonly queue: (() => void)[] = [];
   private lastResponse?: { messageId: number; wire: Uint8Array };
   onRequest?: IkeRequestHandler;
+  /** Called once when the SA is deleted (by either peer). */
   onDeleted?: (sa: IkeSa) => void;
+  private readonly deletedHooks: ((sa: IkeSa) => void)[] = [];
 
   constructor(
     readonly state: IkeSaState,
@@ -377,10 +409,15 @@ export class IkeSa {
     await this.request(IkeExchange.INFORMATIONAL, []);
   }
 
+  /** Registers an internal deletion hook (the responder's SA table), independent of `onDeleted`. */
+  whenDeleted(fn: (sa: IkeSa) => void): void {
+    this.deletedHooks.push(fn);
+  }
+
   private markDeleted(): void {
     if (this.deleted) return;
-    this.deleted = true;
     this.close();
+    for (const fn of this.deletedHooks) fn(this);
     this.onDeleted?.(this);
   }
 

@@ -15,4 +15,5 @@ export * from './ike-proposal.js';
 export * from './ike-sa.js';
 export * from './ike-initiator.js';
 export * from './ike-responder.js';
+export * from './ike-sa-record.js';
 export { ikeNotify } from './ike-util.js';
