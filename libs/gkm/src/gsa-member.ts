@@ -90,6 +90,10 @@ export interface OpenGroupPayloadsOptions {
 }
 
 const UDP = 17;
+/** IPv4 multicast is 224.0.0.0/4 (RFC 5771), IPv6 multicast ff00::/8 (RFC 4291 §2.7). */
+const IPV4_MULTICAST_MASK = 0xf0;
+const IPV4_MULTICAST_PREFIX = 0xe0;
+const IPV6_MULTICAST_PREFIX = 0xff;
 
 /**
  * RFC 9838 §4.4.2: the Rekey SA's destination selector names one multicast address, UDP and one
@@ -98,7 +102,7 @@ const UDP = 17;
 function checkRekeySelectors(p: GsaSaPolicy): void {
   const d = p.destination;
   const single = Buffer.from(d.startAddress).equals(Buffer.from(d.endAddress)) && d.startPort === d.endPort;
-  const multicast = d.startAddress.length === 4 ? (d.startAddress[0]! & 0xf0) === 0xe0 : d.startAddress[0] === 0xff;
+  const multicast = d.startAddress.length === 4 ? (d.startAddress[0]! & IPV4_MULTICAST_MASK) === IPV4_MULTICAST_PREFIX : d.startAddress[0] === IPV6_MULTICAST_PREFIX;
   if (!single || !multicast || d.ipProtocol !== UDP) {
     throw new GroupPayloadError('BAD_POLICY', 'Rekey SA destination must be one multicast address, UDP, one port');
   }

@@ -3,6 +3,7 @@ import {
   AuthMethod,
   CodecError,
   GIKE_REKEY_SPI_LENGTH,
+  IKE_FLAG_RESPONSE,
   IKE_PAYLOAD_HEADER_LENGTH,
   IkeExchange,
   IkePayload,
@@ -164,7 +165,7 @@ export function openGsaRekey(raw: Uint8Array, o: OpenGsaRekeyOptions): GsaRekeyR
     return refuse('MALFORMED', e instanceof Error ? e.message : 'undecodable');
   }
   const h = msg.header;
-  if (h.exchangeType !== IkeExchange.GSA_REKEY || (h.flags & 0x20) !== 0) return refuse('NOT_REKEY', `exchange ${h.exchangeType}`);
+  if (h.exchangeType !== IkeExchange.GSA_REKEY || (h.flags & IKE_FLAG_RESPONSE) !== 0) return refuse('NOT_REKEY', `exchange ${h.exchangeType}`);
   if (o.rekeySpi.length !== GIKE_REKEY_SPI_LENGTH || !equal(h.spiI, o.rekeySpi.subarray(0, 8)) || !equal(h.spiR, o.rekeySpi.subarray(8))) {
     return refuse('WRONG_SPI', 'not the current Rekey SA');
   }
