@@ -3,6 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { EncrId, GcAuthId, IkePayload, KwaId, TsType, getPayload, parseMemberKeyBag, type MemberKeyBag, type WrappedKey } from '@app/codec';
 import { LkhTree, MemberKeys, type PathKey } from '@app/lkh';
 import {
+  initialRekeyState,
+  onMemberLeft,
+  planRekey,
+  dataSaKeyLength,
   buildGsaRekey,
   groupPayloads,
   openGroupPayloads,
@@ -107,5 +111,71 @@ describe('LKH through G-IKEv2 payloads', () => {
       expect(Buffer.from(got.rekey!.gskE), `GM ${leaf}`).toEqual(Buffer.from(sa2.keyMaterial.subarray(0, 36)));
       expect(keys.apply(lkhRekey).rootKey).toEqual(newRoot.key);
     }
+  });
+});
+
+describe('forward access control on leave: KEK message, then TEKs under the new Rekey SA (RFC 9838 §3.2.1)', () => {
+  it('remaining GMs follow both messages; the evicted GM reads neither the new KEK nor the new TEKs', () => {
+    const tree = LkhTree.build({ degree: 4, keySize: 32 }, 6);
+    const sa1 = rekeySa(0x51);
+    const kek1 = { enc: sa1.keyMaterial.subarray(0, 36), integ: new Uint8Array(0) };
+    const held = new Map([0, 1, 2, 3, 4, 5].map((leaf) => [leaf, new Map(tree.memberPath(leaf).map((p) => [p.keyId, p.key]))]));
+    const policy = { atdSeconds: 15, dtdSeconds: 30, tekLifetimeSeconds: 3600, kekLifetimeSeconds: 7200, leave: { mode: 'immediate' as const }, transmissions: 2, retransmitIntervalMs: 1000 };
+    const state = onMemberLeft({ ...initialRekeyState(0), lastMessageId: 11 }, 5_000);
+    const plan = planRekey(state, policy, 5_000, 'leave');
+    expect(plan.messages.map((m) => [m.rekeySa, m.messageId, m.newKek, m.newTeks])).toEqual([
+      ['current', 12, true, false],
+      ['new', 0, false, true],
+    ]);
+
+    const res = tree.leave(2);
+    const sa2 = rekeySa(0x52);
+    const root = { keyId: tree.rootKeyId, key: tree.rootKey()! };
+    const first = buildGsaRekey({
+      rekeySpi: sa1.spi,
+      messageId: plan.messages[0]!.messageId,
+      payloads: groupPayloads({ rekey: sa2, rekeySaKeys: [wrapKey(root.key, root.keyId, 0, sa2.keyMaterial)], data: [], gskW: sa1.keyMaterial.subarray(36), member: { wrapKeys: [...res.rekey.wraps] }, registration: false }),
+      suite,
+      kek: kek1,
+      signingKey: gcks.privateKey,
+      random: rnd,
+    });
+    const teks = [{ spi: 0xbeef, source: ts(v4(10, 0, 0, 5)), destination: ts(v4(239, 9, 9, 9)), encrId: EncrId.ENCR_AES_GCM_16, keyBits: 128, sn: 2, keyMaterial: rnd(dataSaKeyLength({ encrId: EncrId.ENCR_AES_GCM_16, keyBits: 128 })) }];
+    const kek2 = { enc: sa2.keyMaterial.subarray(0, 36), integ: new Uint8Array(0) };
+    const second = buildGsaRekey({
+      rekeySpi: sa2.spi,
+      messageId: plan.messages[1]!.messageId,
+      payloads: groupPayloads({ data: teks, gskW: sa2.keyMaterial.subarray(36), registration: false }),
+      suite,
+      kek: kek2,
+      signingKey: gcks.privateKey,
+      random: rnd,
+    });
+
+    const excluded: number[] = [];
+    for (const [leaf, keys] of held) {
+      const r1 = openGsaRekey(first, { rekeySpi: sa1.spi, suite, kek: kek1, authKey: gcks.publicKey, minMessageId: 12 });
+      expect(r1.ok).toBe(true); // everyone still holds the old KEK...
+      if (!r1.ok) return;
+      let newSa;
+      try {
+        newSa = openGroupPayloads(r1.payloads, { gskW: sa1.keyMaterial.subarray(36), knownKeys: keys, registration: false }).rekey!;
+      } catch (e) {
+        expect(leaf, `GM ${leaf} should have reached the new KEK`).toBe(2); // ...but only the evicted GM cannot go further
+        expect(String(e)).toMatch(/CANNOT_UNWRAP/);
+        // Without the new KEK it cannot even authenticate-decrypt the TEK message.
+        const guess = openGsaRekey(second, { rekeySpi: sa2.spi, suite, kek: kek1, authKey: gcks.publicKey, minMessageId: 0 });
+        expect(!guess.ok && guess.reason).toBe('INTEGRITY');
+        excluded.push(leaf);
+        continue;
+      }
+      const kekNew = { enc: newSa.gskE, integ: newSa.gskA };
+      const r2 = openGsaRekey(second, { rekeySpi: newSa.spi, suite, kek: kekNew, authKey: gcks.publicKey, minMessageId: 0 });
+      expect(r2.ok, `GM ${leaf}`).toBe(true);
+      if (!r2.ok) return;
+      const opened = openGroupPayloads(r2.payloads, { gskW: newSa.gskW, registration: false });
+      expect(opened.data[0]!.encKey).toEqual(teks[0]!.keyMaterial);
+    }
+    expect(excluded).toEqual([2]);
   });
 });
