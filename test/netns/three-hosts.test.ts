@@ -107,7 +107,14 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
           ...(variant.family === 6 ? { addresses: [`${addressOf(h)}/128`], disableIpv6: false } : { disableIpv6: true }),
         },
         ...(variant.network === 'raw'
-          ? { raw: { family: variant.family, multicastInterface: 'eth0', groups: joins.map((j) => ({ ...j, interface: 'eth0' })) } }
+          ? {
+              raw: {
+                family: variant.family,
+                multicastInterface: 'eth0',
+                receiveBuffer: 1 << 20,
+                groups: joins.map((j) => ({ ...j, interface: 'eth0' })),
+              },
+            }
           : {
               udp: {
                 family: variant.family,

@@ -34,6 +34,7 @@ export const LINUX = {
   SO_SNDBUF: 7,
   SO_RCVBUF: 8,
   SO_BINDTODEVICE: 25,
+  SO_RCVBUFFORCE: 33,
   // <netinet/in.h>
   IPPROTO_IP: 0,
   IPPROTO_IPV6: 41,

@@ -49,7 +49,7 @@ export interface RawIpBindOptions {
   readonly loopback?: boolean;
   /** IP protocol received (default 50, ESP). */
   readonly protocol?: number;
-  /** Socket receive buffer in bytes (SO_RCVBUF); default: the system's. */
+  /** Socket receive buffer in bytes (SO_RCVBUFFORCE, else SO_RCVBUF); default: the system's. */
   readonly receiveBuffer?: number;
   /** Packets read per poll wake-up. Default 64. */
   readonly burst?: number;
@@ -151,8 +151,11 @@ export class RawIpBind implements NetworkBind {
         check(libc, 'setsockopt(IPV6_RECVHOPLIMIT)', libc.setsockopt(receiveFd, level, LINUX.IPV6_RECVHOPLIMIT, on, 4));
       }
       if (options.receiveBuffer !== undefined) {
+        // SO_RCVBUFFORCE (CAP_NET_ADMIN) may exceed net.core.rmem_max; else SO_RCVBUF, capped by it.
         const size = intOption(options.receiveBuffer);
-        check(libc, 'setsockopt(SO_RCVBUF)', libc.setsockopt(receiveFd, LINUX.SOL_SOCKET, LINUX.SO_RCVBUF, size, 4));
+        if (libc.setsockopt(receiveFd, LINUX.SOL_SOCKET, LINUX.SO_RCVBUFFORCE, size, 4) < 0) {
+          check(libc, 'setsockopt(SO_RCVBUF)', libc.setsockopt(receiveFd, LINUX.SOL_SOCKET, LINUX.SO_RCVBUF, size, 4));
+        }
       }
       const bind = new RawIpBind(libc, family, sendFd, receiveFd, options.burst ?? 64, protocol);
       for (const join of options.groups ?? []) bind.join(join);
