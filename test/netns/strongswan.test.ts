@@ -3,11 +3,14 @@
  * bridge: charon in one, our compiled peer (test/support/ike-peer.ts) in the other.
  * Matrix: {our initiator -> charon responder, charon initiator -> our responder}
  *       x {PSK, ECDSA P-256 certificates (our CA, identity in SAN dNSName)}
- *       x {AES-GCM-16-256/PRF-SHA256/ECP-256, AES-CBC-256/HMAC-SHA-256-128/PRF-SHA256/Curve25519}.
+ *       x {AES-GCM-16-256/PRF-SHA256/ECP-256, AES-CBC-256/HMAC-SHA-256-128/PRF-SHA256/Curve25519},
+ * plus RSA certificates both ways, RFC 4754 ECDSA (method 9, no SIGNATURE_HASH_ALGORITHMS), and
+ * charon asking for a CHILD_SA (refused with NO_PROPOSAL_CHOSEN, the IKE SA stays).
  * Each case asserts: our side reports the SA; `swanctl --list-sas` shows it ESTABLISHED with our
- * SPIs; and every SK_* key charon logged (ike = 4) equals ours byte for byte. IKE SAs are childless
- * (RFC 6023). Ports: charon floats to 4500 (MOBIKE) when it initiates; one of our initiations
- * starts on 4500 with the non-ESP marker.
+ * SPIs and the proposal; charon's log names the AUTH method it verified for our identity; every
+ * SK_* key charon logged (ike = 4) equals ours byte for byte; and charon's Delete reaches our SA.
+ * IKE SAs are childless (RFC 6023) unless stated. Ports: charon floats to 4500 (MOBIKE) when it
+ * initiates; one of our initiations starts on 4500 with the non-ESP marker.
  */
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -39,22 +42,39 @@ interface Case {
   swProposal: string;
   addr: string;
   port: number;
+  /** Key types for certificate cases (default ECDSA P-256 on both sides). */
+  ourKey?: 'ec' | 'rsa';
+  charonKey?: 'ec' | 'rsa';
+  /** Our initiator announces SIGNATURE_HASH_ALGORITHMS (default true). */
+  hashes?: boolean;
+  /** Charon initiates with a CHILD_SA request. */
+  child?: boolean;
+  /** How charon's log says it verified OUR AUTH. */
+  ourAuthInLog: string;
 }
 
 const GCM = { proposal: PROPOSAL_GCM_ECP256, swProposal: 'aes256gcm16-prfsha256-ecp256' };
 const CBC = { proposal: PROPOSAL_CBC_X25519, swProposal: 'aes256-sha256-prfsha256-x25519' };
+const PSK_LOG = 'pre-shared key';
+const ECDSA14 = 'ECDSA_WITH_SHA256_DER';
 const CASES: Case[] = [
-  { name: 'we-psk-gcm', dir: 'we-initiate', auth: 'psk', ...GCM, addr: '10.77.0.10', port: 500 },
-  { name: 'we-psk-cbc', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.11', port: 500 },
-  { name: 'we-cert-gcm', dir: 'we-initiate', auth: 'cert', ...GCM, addr: '10.77.0.12', port: 4500 },
-  { name: 'we-cert-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.13', port: 500 },
-  { name: 'sw-psk-gcm', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.14', port: 500 },
-  { name: 'sw-psk-cbc', dir: 'charon-initiates', auth: 'psk', ...CBC, addr: '10.77.0.15', port: 500 },
-  { name: 'sw-cert-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.16', port: 500 },
-  { name: 'sw-cert-cbc', dir: 'charon-initiates', auth: 'cert', ...CBC, addr: '10.77.0.17', port: 500 },
+  { name: 'we-psk-gcm', dir: 'we-initiate', auth: 'psk', ...GCM, addr: '10.77.0.10', port: 500, ourAuthInLog: PSK_LOG },
+  { name: 'we-psk-cbc', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.11', port: 500, ourAuthInLog: PSK_LOG },
+  { name: 'we-cert-gcm', dir: 'we-initiate', auth: 'cert', ...GCM, addr: '10.77.0.12', port: 4500, ourAuthInLog: ECDSA14 },
+  { name: 'we-cert-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.13', port: 500, ourAuthInLog: ECDSA14 },
+  { name: 'sw-psk-gcm', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.14', port: 500, ourAuthInLog: PSK_LOG },
+  { name: 'sw-psk-cbc', dir: 'charon-initiates', auth: 'psk', ...CBC, addr: '10.77.0.15', port: 500, ourAuthInLog: PSK_LOG },
+  { name: 'sw-cert-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.16', port: 500, ourAuthInLog: ECDSA14 },
+  { name: 'sw-cert-cbc', dir: 'charon-initiates', auth: 'cert', ...CBC, addr: '10.77.0.17', port: 500, ourAuthInLog: ECDSA14 },
+  // Beyond the matrix.
+  { name: 'we-rfc4754-gcm', dir: 'we-initiate', auth: 'cert', ...GCM, addr: '10.77.0.18', port: 500, hashes: false, ourAuthInLog: 'ECDSA-256 signature' },
+  { name: 'we-rsa-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.19', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
+  { name: 'sw-rsa-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.20', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
+  { name: 'sw-child-psk', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.21', port: 500, child: true, ourAuthInLog: PSK_LOG },
 ];
 const ourId = (c: Case) => (c.dir === 'we-initiate' ? `${c.name}.groupsec.example` : GCKS_ID);
-const charonId = (c: Case) => (c.auth === 'cert' ? CHARON_ID : `${c.name}.${CHARON_ID}`);
+const charonId = (c: Case) => (c.auth === 'cert' ? (c.charonKey === 'rsa' ? `rsa.${CHARON_ID}` : CHARON_ID) : `${c.name}.${CHARON_ID}`);
+const charonCertFile = (c: Case) => (c.charonKey === 'rsa' ? 'charon-rsa.pem' : 'charon.pem');
 const secretOf = (c: Case) => `interop secret for ${c.name}`;
 
 const pem = (label: string, der: Uint8Array) =>
@@ -73,8 +93,8 @@ function makeCa(now: Date) {
     ca: true,
   });
   const ca: Certificate = parseCertificate(der);
-  const issue = (name: string) => {
-    const m = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const issue = (name: string, key: 'ec' | 'rsa' = 'ec') => {
+    const m = key === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
     const cert = issueCertificate({
       subject: { cn: name, o: 'GroupSec' },
       publicKey: m.publicKey,
@@ -96,7 +116,7 @@ function swanctlConf(): string {
     const local =
       c.auth === 'psk'
         ? `local { auth = psk\n id = ${charonId(c)} }`
-        : `local { auth = pubkey\n certs = charon.pem\n id = ${charonId(c)} }`;
+        : `local { auth = pubkey\n certs = ${charonCertFile(c)}\n id = ${charonId(c)} }`;
     const remote =
       c.auth === 'psk'
         ? `remote { auth = psk\n id = ${ourId(c)} }`
@@ -108,6 +128,7 @@ function swanctlConf(): string {
   proposals = ${c.swProposal}
   ${local}
   ${remote}
+  ${c.child ? 'children { c { esp_proposals = aes128gcm16\n start_action = none } }' : ''}
 }`;
   });
   const secrets = CASES.filter((c) => c.auth === 'psk').map(
@@ -134,13 +155,18 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
 
     pki = makeCa(new Date());
     const charonCert = pki.issue(CHARON_ID);
-    for (const id of [GCKS_ID, ...CASES.filter((c) => c.auth === 'cert').map(ourId)]) ourCerts.set(id, pki.issue(id));
+    const charonRsa = pki.issue(`rsa.${CHARON_ID}`, 'rsa');
+    ourCerts.set(GCKS_ID, pki.issue(GCKS_ID));
+    ourCerts.set(`rsa:${GCKS_ID}`, pki.issue(GCKS_ID, 'rsa'));
+    for (const c of CASES.filter((x) => x.auth === 'cert' && x.dir === 'we-initiate')) ourCerts.set(ourId(c), pki.issue(ourId(c), c.ourKey));
 
     charon = new Charon(lab, sw!.ns, dir.path);
     charon.writeSwanctl(swanctlConf(), {
       'x509ca/ca.pem': pki.caPem,
       'x509/charon.pem': charonCert.certPem,
       'private/charon.pem': charonCert.keyPem,
+      'x509/charon-rsa.pem': charonRsa.certPem,
+      'private/charon-rsa.pem': charonRsa.keyPem,
     });
     await charon.start();
     await charon.loadAll();
@@ -154,6 +180,7 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
         auth: { kind: 'signature', ...gcksCert },
         psks: Object.fromEntries(CASES.filter((c) => c.auth === 'psk' && c.dir === 'charon-initiates').map((c) => [charonId(c), secretOf(c)])),
         trustAnchorsPem: [pki.caPem],
+        peerAuth: { [`rsa.${CHARON_ID}`]: { kind: 'signature', ...ourCerts.get(`rsa:${GCKS_ID}`)! } },
       },
     };
     const cfgFile = join(dir.path, 'peer.json');
@@ -191,7 +218,9 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
   for (const c of CASES) {
     it(`${c.name}: ${c.dir === 'we-initiate' ? 'our initiator -> charon' : 'charon -> our responder'}, ${c.auth}, ${c.swProposal}`, async () => {
       const logOffset = charon.log().length;
+      const linesBefore = peer.lines.length;
       let spiI: string;
+      let spiR: string;
       let keys: Record<string, string>;
       if (c.dir === 'we-initiate') {
         const cert = ourCerts.get(ourId(c));
@@ -204,30 +233,46 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
           remoteId: charonId(c),
           auth: c.auth === 'psk' ? { kind: 'psk' } : { kind: 'signature', ...cert! },
           ...(c.auth === 'psk' ? { psk: secretOf(c) } : { trustAnchorsPem: [pki.caPem] }),
+          ...(c.hashes === false ? { signatureHashes: false } : {}),
         };
         const r = await peer.request({ cmd: 'initiate', ...cmd }, 20_000).catch((e: Error) => {
           throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
         });
         expect(r.peerId).toBe(charonId(c));
         spiI = r.spiI as string;
+        spiR = r.spiR as string;
         keys = r.keys as Record<string, string>;
       } else {
         const before = peer.lines.length;
-        const init = await charon.initiateIke(c.name).catch((e: Error) => {
-          throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
-        });
-        expect(init.stdout).toMatch(new RegExp(`IKE_SA ${c.name}\\[\\d+\\] established between`));
+        if (c.child) {
+          // swanctl exits 1 because the CHILD_SA fails (we answer NO_PROPOSAL_CHOSEN); the IKE SA stays.
+          await charon.swanctl(['--initiate', '--child', 'c', '--ike', c.name, '--timeout', '10']).then(
+            () => expect.unreachable('the CHILD_SA cannot succeed'),
+            (e: Error) => expect(e.message).toMatch(/establishing CHILD_SA 'c' failed/),
+          );
+          expect(charon.log().slice(logOffset)).toContain('received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built');
+        } else {
+          const init = await charon.initiateIke(c.name).catch((e: Error) => {
+            throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
+          });
+          expect(init.stdout).toMatch(new RegExp(`IKE_SA ${c.name}\\[\\d+\\] established between`));
+        }
         const ev = await peer.next((l) => l.event === 'responder-established' && l.peerId === charonId(c) && peer.lines.indexOf(l) >= before);
         // MOBIKE: charon moves to 4500 with the non-ESP marker for IKE_AUTH.
         expect(ev.localPort).toBe(4500);
         spiI = ev.spiI as string;
+        spiR = ev.spiR as string;
         keys = ev.keys as Record<string, string>;
       }
       const sas = await charon.listSas(c.name);
       expect(sas).toMatch(new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i`));
       expect(sas).toContain(c.proposal.encrId === 20 ? 'AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256' : 'AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519');
+      expect(charon.log().slice(logOffset)).toContain(`authentication of '${ourId(c)}' with ${c.ourAuthInLog} successful`);
       expectKeysMatchCharon(keys, logOffset);
+      // charon's INFORMATIONAL Delete reaches our SA and is answered.
       await charon.terminateIke(c.name);
+      const event = c.dir === 'we-initiate' ? 'initiator-deleted' : 'responder-deleted';
+      await peer.next((l) => l.event === event && (l.spiI === spiI || l.spiR === spiR) && peer.lines.indexOf(l) >= linesBefore);
     });
   }
 });

@@ -41,6 +41,8 @@ export interface PeerConfig {
     auth: PeerAuthConfig;
     /** Known peers: FQDN identity -> PSK (text). */
     psks: Record<string, string>;
+    /** How we authenticate to particular peers (PAD entries), overriding `auth`. */
+    peerAuth?: Record<string, PeerAuthConfig>;
     trustAnchorsPem: string[];
   };
 }
@@ -55,6 +57,8 @@ export interface InitiateCommand {
   auth: PeerAuthConfig;
   psk?: string;
   trustAnchorsPem?: string[];
+  /** Announce SIGNATURE_HASH_ALGORITHMS (default true). */
+  signatureHashes?: boolean;
 }
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -114,7 +118,8 @@ async function main(): Promise<void> {
       const name = new TextDecoder().decode(id.data);
       const psk = r.psks[name];
       if (psk !== undefined) return { psk: new TextEncoder().encode(psk), localAuth: { kind: 'psk' } };
-      return { trustAnchors: anchors(r.trustAnchorsPem) };
+      const own = r.peerAuth?.[name];
+      return { trustAnchors: anchors(r.trustAnchorsPem), ...(own ? { localAuth: localAuth(own) } : {}) };
     },
     onEstablished(sa) {
       out({ event: 'responder-established', ...saInfo(sa) });
@@ -175,10 +180,14 @@ async function main(): Promise<void> {
       localAuth: localAuth(c.auth),
       peer: { psk: c.psk === undefined ? undefined : new TextEncoder().encode(c.psk), trustAnchors: anchors(c.trustAnchorsPem) },
       retransmit: { timeoutMs: 500, tries: 3 },
+      signatureHashes: c.signatureHashes,
     });
     initiators.set(hex(spiI), init);
     init.start().then(
-      ({ sa }) => out({ id: c.id, ...saInfo(sa), counters: init.counters.toJSON() }),
+      ({ sa }) => {
+        sa.onDeleted = () => out({ event: 'initiator-deleted', spiI: hex(sa.state.spiI) });
+        out({ id: c.id, ...saInfo(sa), counters: init.counters.toJSON() });
+      },
       (e: Error) => out({ id: c.id, error: e.message, counters: init.counters.toJSON() }),
     );
   });

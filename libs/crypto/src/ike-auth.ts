@@ -81,6 +81,21 @@ export function signatureAuth(
 }
 
 /**
+ * A signature AUTH for a peer that did not send SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4 allows
+ * method 14 only then): RFC 4754 method 9 (raw r | s, SHA-256) for P-256 keys, RFC 7296 method 1
+ * (PKCS#1 v1.5 with SHA-1) for RSA keys.
+ */
+export function classicSignatureAuth(privateKey: KeyObject, octets: Uint8Array): { method: number; data: Uint8Array } {
+  if (privateKey.asymmetricKeyType === 'ec' && privateKey.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
+    return { method: AuthMethod.ECDSA_SHA256_P256, data: new Uint8Array(sign('sha256', octets, { key: privateKey, dsaEncoding: 'ieee-p1363' })) };
+  }
+  if (privateKey.asymmetricKeyType === 'rsa') {
+    return { method: AuthMethod.RSA_SIG, data: new Uint8Array(sign('sha1', octets, privateKey)) };
+  }
+  throw new CryptoError('UNSUPPORTED', 'no classic AUTH method for this key');
+}
+
+/**
  * Verifies a signature AUTH (method 14, or 9 / 1 from older peers) over `octets` with the peer's
  * public key. Returns false on a bad signature; throws CryptoError UNSUPPORTED for methods or
  * algorithms we do not take and BAD_SIGNATURE for malformed AUTH data.

@@ -4,9 +4,7 @@
  * COOKIE (§2.6) and INVALID_KE_PAYLOAD (§1.2) by retrying, retransmits (§2.1), and hands the
  * established SA to `IkeSa`. Every datagram goes through `receive`; nothing escapes as a throw.
  */
-import { sign } from 'node:crypto';
 import {
-  AuthMethod,
   CodecError,
   IkeExchange,
   IkePayload,
@@ -64,6 +62,11 @@ export interface IkeInitiatorOptions extends IkeDeps {
   authPayloads?: IkePayloadEntry[];
   /** SPI to use (8 octets); random by default. */
   spiI?: Uint8Array;
+  /**
+   * Announce SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4); default true. Without it both sides use
+   * the classic methods (RFC 4754 method 9 for ECDSA P-256).
+   */
+  signatureHashes?: boolean;
 }
 
 export interface IkeEstablished {
@@ -129,8 +132,10 @@ export class IkeInitiator {
       payload(IkePayload.SA, buildIkeSaPayload(this.opts.proposals.filter(isSupported))),
       payload(IkePayload.KE, { group: this.ke.group, data: this.ke.publicValue }),
       payload(IkePayload.NONCE, { nonce: this.ni }),
-      notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, hashList(SUPPORTED_SIGNATURE_HASHES)),
     );
+    if (this.opts.signatureHashes !== false) {
+      payloads.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, hashList(SUPPORTED_SIGNATURE_HASHES)));
+    }
     this.initRequest = ikeMessage.encode(
       {
         header: { spiI: this.spiI, spiR: new Uint8Array(8), majorVersion: 2, minorVersion: 0, exchangeType: IkeExchange.IKE_SA_INIT, flags: ikeFlags({ initiator: true, response: false }), messageId: 0 },
@@ -254,7 +259,7 @@ export class IkeInitiator {
     this.nr = new Uint8Array(nonce.nonce);
     this.suite = suiteOf(chosen);
     const sha = getNotify(p, NotifyType.SIGNATURE_HASH_ALGORITHMS);
-    this.peerHashes = sha ? parseHashList(sha.data) : [];
+    this.peerHashes = sha && this.opts.signatureHashes !== false ? parseHashList(sha.data) : [];
     const keys = deriveKeys(this.suite, shared, this.ni, this.nr, this.spiI, this.spiR);
     this.keysForAuth = keys;
     this.initResponseRaw = new Uint8Array(raw);
@@ -300,18 +305,7 @@ export class IkeInitiator {
   }
 
   private localAuthPayloads(octets: Uint8Array): IkePayloadEntry[] {
-    const a = this.opts.localAuth;
-    if (a.kind === 'signature' && this.peerHashes.length === 0) {
-      // Peer did not send SIGNATURE_HASH_ALGORITHMS: RFC 4754 method 9 for P-256 keys.
-      if (a.privateKey.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
-        const sig = new Uint8Array(sign('sha256', octets, { key: a.privateKey, dsaEncoding: 'ieee-p1363' }));
-        return [
-          ...a.certificates.map((data) => payload(IkePayload.CERT, { encoding: 4, data })),
-          payload(IkePayload.AUTH, { method: AuthMethod.ECDSA_SHA256_P256, data: sig }),
-        ];
-      }
-    }
-    return buildAuthPayloads(this.suite!, a, this.opts.peer.psk, octets, this.peerHashes);
+    return buildAuthPayloads(this.suite!, this.opts.localAuth, this.opts.peer.psk, octets, this.peerHashes);
   }
 
   private onAuthResponse(raw: Uint8Array, msg: IkeMessage): IkeInputOutcome {

@@ -27,6 +27,7 @@ import {
 } from '@app/codec';
 import {
   CryptoError,
+  classicSignatureAuth,
   deriveIkeSaKeys,
   identityMatchesCertificate,
   parseCertificate,
@@ -157,7 +158,9 @@ export function buildAuthPayloads(
     return [payload(IkePayload.AUTH, { method: AuthMethod.PSK, data: pskAuth(suite.prf, psk, octets) })];
   }
   const certs = auth.certificates.map((data) => payload(IkePayload.CERT, { encoding: CertEncoding.X509_SIGNATURE, data }));
-  return [...certs, payload(IkePayload.AUTH, signatureAuth(auth.privateKey, octets, peerHashes.length ? peerHashes : undefined))];
+  // RFC 7427 §4: method 14 only if the peer announced SIGNATURE_HASH_ALGORITHMS.
+  const body = peerHashes.length > 0 ? signatureAuth(auth.privateKey, octets, peerHashes) : classicSignatureAuth(auth.privateKey, octets);
+  return [...certs, payload(IkePayload.AUTH, body)];
 }
 
 /**
