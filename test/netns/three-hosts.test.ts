@@ -9,24 +9,15 @@
  * decrypts it with the SA's key to compare), and nothing in clear. SAs are installed through the
  * Datapath API with fixed test keys (key management comes later).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addressBytes, addressText } from '../../apps/member-agent/src/net/ip-address.js';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
+import { decryptWithTshark, onPath, readCapture } from '../support/netns-capture.js';
 import { PY_JUNK_SENDER, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
 
-const onPath = (tool: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const reason =
   netnsSkipReason() ??
   (onPath('tcpdump') ? undefined : 'the capture needs tcpdump') ??
@@ -40,7 +31,6 @@ const TEXT = 'unmodified sender says';
 const SPI = 0x5a5a0001;
 const TUN = 'gstun0';
 const UDP_ENCAP_PORT = 4500;
-const PROTO_ESP = 50;
 const PROTO_UDP = 17;
 
 /** AES-GCM-128 key || 4-byte salt (RFC 4106 §8.1): fixed test bytes, not a secret. */
@@ -192,7 +182,7 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
       // Drops seen here are the kernel's own IGMP/MLD reports that leave by the TUN: no policy.
       figures[`datapath_${ns.slice(-1)}`] = { sent: dp.sent, delivered: dp.delivered, drops: Object.fromEntries(drops) };
     }
-    const frames = readCapture(pcap);
+    const frames = readCapture(pcap, { text: TEXT, espPort: UDP_ENCAP_PORT });
     const toGroup = frames.filter((f) => f.dst === GROUP);
     const esp = toGroup.filter((f) => f.spi !== undefined);
     figures.bridge_frames_to_group = toGroup.length;
@@ -218,9 +208,10 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
 
     // An independent implementation opens every ESP packet with the SA's key: the ICV is good,
     // and the inner header's source and destination are the outer ones (preservation "both").
-    const opened = decryptWithTshark(pcap, variant.family, speaker, GROUP);
+    const opened = decryptWithTshark(pcap, [{ family: variant.family, src: speaker, dst: GROUP, spi: SPI, key: TEST_KEY }]);
     expect(opened.length).toBe(MESSAGES);
     for (const o of opened) {
+      expect(o.spi).toBe(SPI);
       expect(o.icvGood, JSON.stringify(o)).toBe(true);
       expect(o.src).toEqual([speaker, speaker]);
       expect(o.dst).toEqual([GROUP, GROUP]);
@@ -296,96 +287,6 @@ function diff(x: Accounting, y: Accounting): Accounting {
     ike: x.ike - y.ike,
     keepalives: x.keepalives - y.keepalives,
   };
-}
-
-interface Opened {
-  src: string[];
-  dst: string[];
-  icvGood: boolean;
-  innerDstPort: number;
-  text: string;
-}
-
-/** tshark decrypts the capture's ESP with the test SA (AES-GCM-128, 16-octet ICV, RFC 4106). */
-function decryptWithTshark(file: string, family: 4 | 6, speaker: string, group: string): Opened[] {
-  const sa = `"IPv${family}","${speaker}","${group}","0x${SPI.toString(16)}","AES-GCM with 16 octet ICV [RFC4106]","0x${TEST_KEY}","NULL",""`;
-  const ip = family === 4 ? 'ip' : 'ipv6';
-  const out = execFileSync(
-    'tshark',
-    [
-      '-r', file,
-      '-o', 'esp.enable_encryption_decode:TRUE',
-      '-o', 'esp.enable_authentication_check:TRUE',
-      '-o', `uat:esp_sa:${sa}`,
-      '-Y', 'esp',
-      '-T', 'fields', '-E', 'occurrence=a', '-E', 'separator=/t',
-      '-e', `${ip}.src`, '-e', `${ip}.dst`, '-e', 'esp.icv_good', '-e', 'udp.dstport', '-e', 'data.data',
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 },
-  );
-  const canonical = (list: string) => list.split(',').map((x) => (x.includes(':') ? addressText(addressBytes(x)) : x));
-  return out
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((line) => {
-      const [src = '', dst = '', icv = '', ports = '', data = ''] = line.split('\t');
-      const portList = ports.split(',').filter((p) => p !== '');
-      return {
-        src: canonical(src),
-        dst: canonical(dst),
-        icvGood: icv === '1' || icv === 'True',
-        innerDstPort: Number(portList[portList.length - 1]),
-        text: Buffer.from(data, 'hex').toString('latin1'),
-      };
-    });
-}
-
-interface Frame {
-  src: string;
-  dst: string;
-  proto: number;
-  spi: number | undefined;
-  payloadHasText: boolean;
-}
-
-/** Reads the capture with tcpdump's own parser (hex dump of each IP packet) and classifies it. */
-function readCapture(file: string): Frame[] {
-  const text = execFileSync('tcpdump', ['-r', file, '-n', '-x', '-q'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  const frames: Frame[] = [];
-  let hex = '';
-  const flush = () => {
-    const p = Buffer.from(hex, 'hex');
-    hex = '';
-    let src: string;
-    let dst: string;
-    let proto: number;
-    let off: number;
-    if (p.length >= 20 && p[0]! >> 4 === 4) {
-      src = addressText(p.subarray(12, 16));
-      dst = addressText(p.subarray(16, 20));
-      proto = p[9]!;
-      off = (p[0]! & 0x0f) * 4;
-    } else if (p.length >= 40 && p[0]! >> 4 === 6) {
-      src = addressText(p.subarray(8, 24));
-      dst = addressText(p.subarray(24, 40));
-      proto = p[6]!; // our packets carry no extension headers; MLD's hop-by-hop shows as 0
-      off = 40;
-    } else {
-      return;
-    }
-    // ESP: protocol 50, or UDP to port 4500 whose payload starts with a non-zero SPI.
-    let spi: number | undefined;
-    if (proto === PROTO_ESP && p.length >= off + 4) spi = p.readUInt32BE(off);
-    if (proto === PROTO_UDP && p.length >= off + 12 && p.readUInt16BE(off + 2) === UDP_ENCAP_PORT) spi = p.readUInt32BE(off + 8) || undefined;
-    frames.push({ src, dst, proto, spi, payloadHasText: p.includes(TEXT) });
-  };
-  for (const line of text.split('\n')) {
-    const m = /^\s+0x[0-9a-f]+:\s+((?:[0-9a-f]{2,4}\s?)+)/.exec(line);
-    if (m) hex += m[1]!.replace(/\s+/g, '');
-    else if (hex !== '') flush();
-  }
-  if (hex !== '') flush();
-  return frames;
 }
 
 async function waitUntil(cond: () => boolean, ms = 15_000): Promise<void> {

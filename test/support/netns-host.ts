@@ -3,7 +3,8 @@
  * and a raw ESP or UDP bind (network side), with policy and SAs installed through the Datapath
  * API from the JSON configuration in argv[2] (fixed test keys, hex). JSON lines on stdout:
  * {ev:'ready'}, events ({ev:'audit'|'registration-needed'|'unknown-spi'|'hard-expire', ...});
- * requests on stdin: {id, op:'stats'} -> {id, ok, datapath, tun, network}; {id, op:'exit'}.
+ * requests on stdin: {id, op:'stats'} -> {id, ok, datapath, tun, network};
+ * {id, op:'installSa', sa, activateInMs?}; {id, op:'retireSa', spi, deleteInMs?}; {id, op:'exit'}.
  * Stops cleanly on SIGTERM.
  */
 import { createInterface } from 'node:readline';
@@ -19,6 +20,25 @@ interface HostConfig {
   udp?: UdpBindOptions;
   policy: GspdEntry[];
   sas: Array<Omit<SaConfig, 'encryptionKey' | 'integrityKey'> & { encryptionKey: string; integrityKey?: string }>;
+}
+
+type JsonSa = HostConfig['sas'][number];
+
+interface Request {
+  id?: number;
+  op?: string;
+  sa?: JsonSa;
+  activateInMs?: number;
+  spi?: number;
+  deleteInMs?: number;
+}
+
+function saFromJson({ encryptionKey, integrityKey, ...sa }: JsonSa): SaConfig {
+  return {
+    ...sa,
+    encryptionKey: Buffer.from(encryptionKey, 'hex'),
+    ...(integrityKey !== undefined ? { integrityKey: Buffer.from(integrityKey, 'hex') } : {}),
+  };
 }
 
 const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -40,13 +60,7 @@ async function main(): Promise<void> {
   datapath.onUnknownSpi((e) => print({ ev: 'unknown-spi', ...e }));
   datapath.onHardExpire((e) => print({ ev: 'hard-expire', ...e }));
   datapath.installPolicy(config.policy);
-  for (const { encryptionKey, integrityKey, ...sa } of config.sas) {
-    datapath.installSa({
-      ...sa,
-      encryptionKey: Buffer.from(encryptionKey, 'hex'),
-      ...(integrityKey !== undefined ? { integrityKey: Buffer.from(integrityKey, 'hex') } : {}),
-    });
-  }
+  for (const sa of config.sas) datapath.installSa(saFromJson(sa));
 
   // Time lifetimes, trailing-edge deletion and held packets move on the clock, not only on traffic.
   const ticker = setInterval(() => datapath.tick(), 1000);
@@ -60,16 +74,26 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop());
   createInterface({ input: process.stdin }).on('line', (line) => {
-    let req: { id?: number; op?: string };
+    let req: Request;
     try {
-      req = JSON.parse(line) as { id?: number; op?: string };
+      req = JSON.parse(line) as Request;
     } catch {
       print({ error: 'bad json' });
       return;
     }
-    if (req.op === 'stats') print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, network: network.stats });
-    else if (req.op === 'exit') void stop();
-    else print({ id: req.id, error: `unknown op ${String(req.op)}` });
+    try {
+      if (req.op === 'stats') print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, network: network.stats });
+      else if (req.op === 'installSa') {
+        datapath.installSa(saFromJson(req.sa!), { activateAt: Date.now() + (req.activateInMs ?? 0) });
+        print({ id: req.id, ok: true });
+      } else if (req.op === 'retireSa') {
+        datapath.retireSa(req.spi!, { deleteAt: Date.now() + (req.deleteInMs ?? 0) });
+        print({ id: req.id, ok: true });
+      } else if (req.op === 'exit') void stop();
+      else print({ id: req.id, error: `unknown op ${String(req.op)}` });
+    } catch (err) {
+      print({ id: req.id, error: (err as Error).message });
+    }
   });
   print({ ev: 'ready', pid: process.pid });
 }

@@ -1,0 +1,130 @@
+/**
+ * Reading the bridge captures of the namespace tests with independent tools: tcpdump's own
+ * parser for the frames (hex of each IP packet), and tshark, given an SA's key, to open ESP.
+ */
+import { execFileSync } from 'node:child_process';
+import { addressBytes, addressText } from '../../apps/member-agent/src/net/ip-address.js';
+
+const PROTO_ESP = 50;
+const PROTO_UDP = 17;
+
+export interface Frame {
+  src: string;
+  dst: string;
+  /** IPv4 protocol or IPv6 next header. */
+  proto: number;
+  /** The ESP SPI for ESP (protocol 50, or UDP to `espPort` with a non-zero first word). */
+  spi: number | undefined;
+  /** Whether the packet contains `text` anywhere (cleartext leak check). */
+  payloadHasText: boolean;
+  /** The whole IP packet, hex. */
+  hex: string;
+}
+
+export function readCapture(file: string, options: { text: string; espPort: number }): Frame[] {
+  const out = execFileSync('tcpdump', ['-r', file, '-n', '-x', '-q'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const frames: Frame[] = [];
+  let hex = '';
+  const flush = () => {
+    const p = Buffer.from(hex, 'hex');
+    const text = hex;
+    hex = '';
+    let src: string;
+    let dst: string;
+    let proto: number;
+    let off: number;
+    if (p.length >= 20 && p[0]! >> 4 === 4) {
+      src = addressText(p.subarray(12, 16));
+      dst = addressText(p.subarray(16, 20));
+      proto = p[9]!;
+      off = (p[0]! & 0x0f) * 4;
+    } else if (p.length >= 40 && p[0]! >> 4 === 6) {
+      src = addressText(p.subarray(8, 24));
+      dst = addressText(p.subarray(24, 40));
+      proto = p[6]!; // our packets carry no extension headers; MLD's hop-by-hop shows as 0
+      off = 40;
+    } else {
+      return;
+    }
+    let spi: number | undefined;
+    if (proto === PROTO_ESP && p.length >= off + 4) spi = p.readUInt32BE(off);
+    if (proto === PROTO_UDP && p.length >= off + 12 && p.readUInt16BE(off + 2) === options.espPort) {
+      spi = p.readUInt32BE(off + 8) || undefined;
+    }
+    frames.push({ src, dst, proto, spi, payloadHasText: p.includes(options.text), hex: text });
+  };
+  for (const line of out.split('\n')) {
+    const m = /^\s+0x[0-9a-f]+:\s+((?:[0-9a-f]{2,4}\s?)+)/.exec(line);
+    if (m) hex += m[1]!.replace(/\s+/g, '');
+    else if (hex !== '') flush();
+  }
+  if (hex !== '') flush();
+  return frames;
+}
+
+export interface Opened {
+  spi: number;
+  src: string[];
+  dst: string[];
+  icvGood: boolean;
+  innerDstPort: number;
+  text: string;
+}
+
+export interface TsharkSa {
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  spi: number;
+  /** AES-GCM key || salt, hex (RFC 4106 §8.1). */
+  key: string;
+}
+
+/** tshark opens the capture's ESP with the given AES-GCM-16 SAs (RFC 4106); one row per ESP packet. */
+export function decryptWithTshark(file: string, sas: readonly TsharkSa[]): Opened[] {
+  const family = sas[0]?.family ?? 4;
+  const ip = family === 4 ? 'ip' : 'ipv6';
+  const uat = sas.flatMap((sa) => [
+    '-o',
+    `uat:esp_sa:"IPv${sa.family}","${sa.src}","${sa.dst}","0x${sa.spi.toString(16)}","AES-GCM with 16 octet ICV [RFC4106]","0x${sa.key}","NULL",""`,
+  ]);
+  const out = execFileSync(
+    'tshark',
+    [
+      '-r', file,
+      '-o', 'esp.enable_encryption_decode:TRUE',
+      '-o', 'esp.enable_authentication_check:TRUE',
+      ...uat,
+      '-Y', 'esp',
+      '-T', 'fields', '-E', 'occurrence=a', '-E', 'separator=/t',
+      '-e', 'esp.spi', '-e', `${ip}.src`, '-e', `${ip}.dst`, '-e', 'esp.icv_good', '-e', 'udp.dstport', '-e', 'data.data',
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 },
+  );
+  const canonical = (list: string) => list.split(',').map((x) => (x.includes(':') ? addressText(addressBytes(x)) : x));
+  return out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line) => {
+      const [spi = '', src = '', dst = '', icv = '', ports = '', data = ''] = line.split('\t');
+      const portList = ports.split(',').filter((p) => p !== '');
+      return {
+        spi: Number(spi),
+        src: canonical(src),
+        dst: canonical(dst),
+        icvGood: icv === '1' || icv === 'True',
+        innerDstPort: Number(portList[portList.length - 1]),
+        text: Buffer.from(data, 'hex').toString('latin1'),
+      };
+    });
+}
+
+/** Whether a command is on PATH. */
+export function onPath(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
