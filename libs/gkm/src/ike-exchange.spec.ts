@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IkeExchange, IkePayload, NotifyType, getNotify, ikeMessage, stripNonEspMarker, type IdPayload } from '@app/codec';
+import { IkeExchange, IkePayload, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
 import {
   IkeError,
   IkeInitiator,
@@ -311,5 +311,61 @@ describe('IKEv2 initiator and responder', () => {
     const a = natDetectionHash(new Uint8Array(8), new Uint8Array(8), '10.0.0.1', 500);
     expect(a.length).toBe(20);
     expect(a).not.toEqual(natDetectionHash(new Uint8Array(8), new Uint8Array(8), '10.0.0.1', 4500));
+  });
+
+  it('runs GSA_AUTH with extra payloads through the authorize hook, and audits refusals', async () => {
+    const refusals: string[] = [];
+    const clock = new ManualClock();
+    const { ab } = pathBetween('10.0.0.1', '10.0.0.2');
+    const queue: { to: 'i' | 'r'; bytes: Uint8Array; path: IkePath }[] = [];
+    const responder = new IkeResponder({
+      transport: { send: (bytes, path) => queue.push({ to: 'i', bytes, path: reversePath(path) }) },
+      clock,
+      random,
+      proposals: [PROPOSAL_GCM_ECP256],
+      localId: fqdn('gcks.example'),
+      localAuth: { kind: 'psk' },
+      resolvePeer: (id) => (new TextDecoder().decode(id.data).endsWith('.example') ? { psk } : undefined),
+      authExchangeTypes: [IkeExchange.GSA_AUTH],
+      authorize: ({ request, peerId }) => {
+        const idg = getPayload(request, IkePayload.IDg);
+        const group = idg ? new TextDecoder().decode(idg.data) : '';
+        if (group !== 'g1.example' || new TextDecoder().decode(peerId.data) === 'banned.example') {
+          return { payloads: [ikeNotify(NotifyType.AUTHORIZATION_FAILED)], establish: false };
+        }
+        return { payloads: [ikeNotify(NotifyType.GROUP_SENDER)] };
+      },
+      onRefused: (e) => refusals.push(`${e.reason}:${e.notifyType}`),
+    });
+    const attempt = (member: string, group: string, p = psk) => {
+      const initiator = new IkeInitiator({
+        transport: { send: (bytes, path) => queue.push({ to: 'r', bytes, path: reversePath(path) }) },
+        clock,
+        random,
+        path: ab,
+        proposals: [PROPOSAL_GCM_ECP256],
+        localId: fqdn(member),
+        localAuth: { kind: 'psk' },
+        peer: { psk: p },
+        authExchangeType: IkeExchange.GSA_AUTH,
+        authPayloads: [payload(IkePayload.IDg, fqdn(group))],
+      });
+      const done = initiator.start();
+      for (let n = 0; queue.length > 0 && n < 20; n++) {
+        const d = queue.shift()!;
+        if (d.to === 'r') responder.receive(d.bytes, d.path);
+        else initiator.receive(d.bytes, d.path);
+      }
+      return done;
+    };
+    const ok = await attempt('member1.example', 'g1.example');
+    expect(getNotify(ok.authResponse, NotifyType.GROUP_SENDER)).toBeDefined();
+    await expect(attempt('member2.example', 'other.example')).rejects.toMatchObject({ notifyType: NotifyType.AUTHORIZATION_FAILED });
+    await expect(attempt('banned.example', 'g1.example')).rejects.toMatchObject({ notifyType: NotifyType.AUTHORIZATION_FAILED });
+    await expect(attempt('stranger.test', 'g1.example')).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' });
+    await expect(attempt('member3.example', 'g1.example', new TextEncoder().encode('bad'))).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' });
+    expect(refusals).toEqual(['policy:46', 'policy:46', 'unknown_peer:24', 'auth:24']);
+    expect(responder.established.size).toBe(1);
+    expect(responder.halfOpenCount).toBe(0);
   });
 });

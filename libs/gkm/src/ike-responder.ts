@@ -70,6 +70,18 @@ export interface IkeAuthContext {
   path: IkePath;
 }
 
+/** An auth request the responder answered with a refusal. */
+export interface IkeRefusal {
+  reason: 'no_idi' | 'unknown_peer' | 'auth' | 'local_auth' | 'policy';
+  /** The notification sent. */
+  notifyType: number;
+  exchangeType: number;
+  peerId?: IdPayload;
+  /** Why, in words (never key material). */
+  detail?: string;
+  path: IkePath;
+}
+
 export interface IkeResponderOptions extends IkeDeps {
   proposals: IkeProposalConfig[];
   localId: IdPayload;
@@ -84,6 +96,11 @@ export interface IkeResponderOptions extends IkeDeps {
   authorize?(ctx: IkeAuthContext): IkeAuthDecision;
   /** Called when an IKE SA is established. */
   onEstablished?(sa: IkeSa, ctx: IkeAuthContext): void;
+  /**
+   * Called for every authenticated-stage refusal (unknown peer, bad AUTH or certificate, policy),
+   * for the audit log. `peerId` is absent when the request named none. Nothing else changes.
+   */
+  onRefused?(event: IkeRefusal): void;
   /** Half-open SAs above which IKE_SA_INIT needs a COOKIE (§2.6). Default 64. */
   cookieThreshold?: number;
   /** Half-open SAs kept at most; more are dropped. Default 4096. */
@@ -343,8 +360,9 @@ export class IkeResponder {
     this.byInit.delete(ho.initKey);
     ho.timer.cancel();
     const exchangeType = msg.header.exchangeType;
-    const refuse = (notifyType: number, why: string): IkeInputOutcome => {
+    const refuse = (notifyType: number, why: IkeRefusal['reason'], peerId?: IdPayload, detail?: string): IkeInputOutcome => {
       this.counters.inc(`refused_${why}`);
+      o.onRefused?.({ reason: why, notifyType, exchangeType, path, ...(peerId ? { peerId } : {}), ...(detail ? { detail } : {}) });
       sendIke(o.transport, path, sa.protect(exchangeType, 1, true, [notify(notifyType, EMPTY)]));
       sa.close();
       return 'answered';
@@ -352,13 +370,13 @@ export class IkeResponder {
     const idi = getPayload(inner, IkePayload.IDi);
     if (!idi) return refuse(NotifyType.INVALID_SYNTAX, 'no_idi');
     const policy = o.resolvePeer(idi);
-    if (!policy) return refuse(NotifyType.AUTHENTICATION_FAILED, 'unknown_peer');
+    if (!policy) return refuse(NotifyType.AUTHENTICATION_FAILED, 'unknown_peer', idi);
     let peerCertificate: Certificate | undefined;
     try {
       const octets = authOctets(sa.state, 'initiator', ho.initRequest, ho.nr, idi);
       peerCertificate = verifyPeerAuth(ho.suite, policy, idi, inner, octets, new Date(o.clock.now())).certificate;
     } catch (e) {
-      if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth');
+      if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
       throw e;
     }
     sa.state.peerId = { idType: idi.idType, data: new Uint8Array(idi.data) };
@@ -370,7 +388,7 @@ export class IkeResponder {
     try {
       authPayloads = buildAuthPayloads(ho.suite, policy.localAuth ?? o.localAuth, policy.psk, octets, ho.peerHashes);
     } catch (e) {
-      if (e instanceof IkeError || e instanceof CryptoError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'local_auth');
+      if (e instanceof IkeError || e instanceof CryptoError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'local_auth', idi);
       throw e;
     }
     const response = [payload(IkePayload.IDr, o.localId), ...authPayloads, ...decision.payloads];
@@ -378,7 +396,9 @@ export class IkeResponder {
     sa.recordResponse(1, wire);
     sendIke(o.transport, path, wire);
     if (decision.establish === false) {
-      this.counters.inc('refused_by_policy');
+      this.counters.inc('refused_policy');
+      const n = decision.payloads.map((x) => x.body as { notifyType?: number }).find((b) => typeof b?.notifyType === 'number');
+      o.onRefused?.({ reason: 'policy', notifyType: n?.notifyType ?? 0, exchangeType, peerId: sa.state.peerId, path });
       sa.close();
       return 'answered';
     }
