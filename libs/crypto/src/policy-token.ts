@@ -197,9 +197,17 @@ export function encodePolicyToken(content: PolicyTokenContent): Uint8Array {
   return der(tbsAsn1(content));
 }
 
+/** Exporting an SPKI is slow next to hashing it; keys are immutable, so remember the id per KeyObject. */
+const keyIdCache = new WeakMap<KeyObject, Uint8Array>();
+
 /** SHA-256 of a public key's DER SubjectPublicKeyInfo: the token's ownerKeyId. */
 export function ownerKeyIdOf(key: KeyObject): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(publicOf(key).export({ type: 'spki', format: 'der' })).digest());
+  let id = keyIdCache.get(key);
+  if (!id) {
+    id = new Uint8Array(createHash('sha256').update(publicOf(key).export({ type: 'spki', format: 'der' })).digest());
+    keyIdCache.set(key, id);
+  }
+  return id;
 }
 
 function publicOf(key: KeyObject): KeyObject {

@@ -89,6 +89,17 @@ export interface GroupPayloadsOptions {
   registration: boolean;
 }
 
+/** DER SubjectPublicKeyInfo per key: exporting costs far more than the rest of a registration's payloads. */
+const spkiCache = new WeakMap<KeyObject, Uint8Array>();
+function spkiOf(key: KeyObject): Uint8Array {
+  let der = spkiCache.get(key);
+  if (!der) {
+    der = new Uint8Array(key.export({ type: 'spki', format: 'der' }));
+    spkiCache.set(key, der);
+  }
+  return der;
+}
+
 function spiBytes(spi: number): Uint8Array {
   const b = new Uint8Array(4);
   writeU32(b, 0, spi >>> 0);
@@ -163,7 +174,7 @@ export function buildKd(o: GroupPayloadsOptions): KdPayload {
     if (!o.registration && (o.member.senderIds?.length ?? 0) > 0) throw new RangeError('GM_SENDER_ID outside registration');
     const bag = memberKeyBag({
       wrapKeys: o.member.wrapKeys ?? [],
-      ...(o.member.authKey ? { authKey: new Uint8Array(o.member.authKey.export({ type: 'spki', format: 'der' })) } : {}),
+      ...(o.member.authKey ? { authKey: spkiOf(o.member.authKey) } : {}),
       senderIds: o.member.senderIds ?? [],
     });
     if (bag.attributes.length > 0) keyBags.push(bag);
