@@ -76,3 +76,16 @@ for i in range(count):
         s.sendto(struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(p), 0, 0x4000, 8, 50, 0, socket.inet_aton(src), socket.inet_aton(group)) + p, (group, 0))
     time.sleep(0.001)
 `;
+
+/**
+ * Replays captured IPv4 packets as they are (header included). args: source-address hex...
+ * (`source-address` selects the multicast interface, by its address).
+ */
+export const PY_RAW4_REPLAY = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[1]))
+for h in sys.argv[2:]:
+    p = bytes.fromhex(h)
+    s.sendto(p, (socket.inet_ntoa(p[16:20]), 0))
+`;
