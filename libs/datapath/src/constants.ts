@@ -30,5 +30,10 @@ export const DEFAULT_REGISTRATION_RETRY_MS = 5_000;
 export const UNKNOWN_SPI_REPORT_MS = 1_000;
 /** Bound on the rate-limit map of unknown SPIs. */
 export const MAX_UNKNOWN_SPI_TRACKED = 1024;
+/**
+ * Output buffers are carved from slabs of this size (like Buffer's pool, but 256 KiB): one
+ * ArrayBuffer per ~180 full-size packets instead of one per few, which is what the GC pays for.
+ */
+export const OUTPUT_SLAB_BYTES = 256 * 1024;
 /** Bound on the textual-address cache. */
 export const ADDRESS_CACHE_SIZE = 4096;

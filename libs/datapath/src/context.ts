@@ -4,6 +4,7 @@ import {
   ADDRESS_CACHE_SIZE,
   MAX_HOLD_GROUPS,
   MAX_UNKNOWN_SPI_TRACKED,
+  OUTPUT_SLAB_BYTES,
   UNKNOWN_SPI_REPORT_MS,
 } from './constants.js';
 import type { CompiledEntry } from './gspd.js';
@@ -93,6 +94,24 @@ export class DatapathContext {
   /** All-zero addresses: "the kernel fills in its own" for a raw IPv4 socket (IP_HDRINCL). */
   readonly zero4 = new Uint8Array(4);
   readonly zero6 = new Uint8Array(16);
+
+  private slab = new ArrayBuffer(OUTPUT_SLAB_BYTES);
+  private slabUsed = 0;
+
+  /**
+   * One zero-filled output buffer of `n` bytes (slab memory is never reused). Owned by
+   * whoever receives it; never reused by us. Large ones get their own ArrayBuffer.
+   */
+  allocOut(n: number): Uint8Array {
+    if (n > OUTPUT_SLAB_BYTES >>> 3) return new Uint8Array(n);
+    if (this.slabUsed + n > OUTPUT_SLAB_BYTES) {
+      this.slab = new ArrayBuffer(OUTPUT_SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const out = new Uint8Array(this.slab, this.slabUsed, n);
+    this.slabUsed = (this.slabUsed + n + 7) & ~7;
+    return out;
+  }
 
   constructor(readonly options: ContextOptions) {
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;

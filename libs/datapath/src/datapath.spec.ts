@@ -93,7 +93,7 @@ describe('Datapath send/receive', () => {
     u.a.sut.send(app());
     expect(u.a.bind.sent[0]!.framing).toBe('udp');
     expect(u.a.bind.sent[0]!.dstPort).toBe(4500);
-    expect(u.a.bind.sent[0]!.data.readUInt32BE?.(0) ?? 0).toBe(0x1003);
+    expect(Buffer.from(u.a.bind.sent[0]!.data).readUInt32BE(0)).toBe(0x1003);
     u.deliver();
     expect(u.b.port.delivered).toHaveLength(1);
 

@@ -387,7 +387,7 @@ export class ReceivePipeline {
       const hdrLength = o.upperOffset - o.start;
       const total = hdrLength + payloadLength;
       if (o.version === 4 ? total > 0xffff : total - IPV6_HEADER_LENGTH > 0xffff) return undefined;
-      const out = Buffer.allocUnsafe(total);
+      const out = this.ctx.allocOut(total);
       out.set(data.subarray(o.start, o.upperOffset), 0);
       out.set(pt.subarray(0, payloadLength), hdrLength);
       out[o.protocolFieldOffset - o.start] = nextHeader;
@@ -409,7 +409,7 @@ export class ReceivePipeline {
     const hdrLength = addrLen === 4 ? IPV4_MIN_HEADER_LENGTH : IPV6_HEADER_LENGTH;
     const total = hdrLength + payloadLength;
     if (addrLen === 4 ? total > 0xffff : payloadLength > 0xffff) return undefined;
-    const out = Buffer.allocUnsafe(total);
+    const out = this.ctx.allocOut(total);
     if (addrLen === 4) {
       writeIpv4Header(out, 0, 0, total, 0, false, IP_DEFAULT_TTL, nextHeader, addrBuf, srcOff, addrBuf, dstOff);
     } else {

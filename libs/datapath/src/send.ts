@@ -203,7 +203,7 @@ export class SendPipeline {
       ctx.drop('unsupported');
       return 'dropped';
     }
-    const out = Buffer.allocUnsafe(total);
+    const out = ctx.allocOut(total);
     const esp = ipLength + udpLength;
     const seq = ++sa.seqOut;
     put32(out, esp, sa.spi);
