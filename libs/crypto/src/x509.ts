@@ -52,8 +52,15 @@ export function parseCertificate(der: Uint8Array): Certificate {
   return { der: new Uint8Array(der), x509, subjectDer: new Uint8Array(derBytes(der, subject)), publicKey: x509.publicKey };
 }
 
+const validity = new WeakMap<Certificate, [number, number]>();
+
 function validAt(c: Certificate, now: Date): boolean {
-  return new Date(c.x509.validFrom) <= now && now <= new Date(c.x509.validTo);
+  let v = validity.get(c);
+  if (!v) {
+    v = [Date.parse(c.x509.validFrom), Date.parse(c.x509.validTo)];
+    validity.set(c, v);
+  }
+  return v[0] <= now.getTime() && now.getTime() <= v[1];
 }
 
 /**
@@ -111,9 +118,16 @@ export function identityMatchesCertificate(id: { idType: number; data: Uint8Arra
   }
 }
 
-/** SHA-1 of the CA's SubjectPublicKeyInfo: one CERTREQ entry (§3.7). */
+const certReqHashes = new WeakMap<Certificate, Uint8Array>();
+
+/** SHA-1 of the CA's SubjectPublicKeyInfo: one CERTREQ entry (§3.7). Cached per certificate. */
 export function certReqHash(ca: Certificate): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest());
+  let h = certReqHashes.get(ca);
+  if (!h) {
+    h = new Uint8Array(createHash('sha1').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest());
+    certReqHashes.set(ca, h);
+  }
+  return h;
 }
 
 // ---- issuing --------------------------------------------------------------------------------
