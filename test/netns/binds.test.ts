@@ -171,4 +171,12 @@ describe.skipIf(skip !== undefined)('FFI and UDP binds in network namespaces', (
     const stats = await probeB.request({ op: 'stats' });
     expect(stats.udp).toMatchObject({ esp: 1, receivedPackets: 1 });
   });
+
+  it('UDP: a link-scope IPv6 group (ff02::/16) is bound with the join interface as zone', async () => {
+    await probeB.request({ op: 'udp-join', group: 'ff02::4242', interface: '::%eth0' });
+    const esp = espPayload(0x5252, 1, 'link');
+    await probeA.request({ op: 'udp-send', family: 6, hex: esp.toString('hex'), dst: 'ff02::4242', port: 4500 });
+    const got = await probeB.next((l) => l.ev === 'udp' && l.hex === esp.toString('hex'));
+    expect(got).toMatchObject({ src: a.ipv6, dst: 'ff02::4242' });
+  });
 });

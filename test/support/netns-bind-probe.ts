@@ -9,6 +9,7 @@
  *   {id, op:'raw-send', hex, family?}
  *   {id, op:'raw-join', family?, group, interface?, source?}
  *   {id, op:'udp-open', ...UdpBindOptions}         datagrams later: {ev:'udp', hex, src, dst, srcPort, dstPort}
+ *   {id, op:'udp-join', group, source?, interface?}
  *   {id, op:'udp-send', hex, dst, port, family?}
  *   {id, op:'stats'}                               -> {id, tun, raw, udp}
  *   {id, op:'exit'}
@@ -73,6 +74,11 @@ async function handle(req: Request): Promise<object> {
         print({ ev: 'udp', hex: hex(d.data), src: d.srcAddress, dst: d.dstAddress, srcPort: d.srcPort, dstPort: d.dstPort }),
       );
       return { local: udp.local };
+    }
+    case 'udp-join': {
+      const { id: _id, op: _op, ...join } = req;
+      await need(udp, 'udp').join(join as never);
+      return {};
     }
     case 'udp-send':
       need(udp, 'udp').send({

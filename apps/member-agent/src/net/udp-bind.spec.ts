@@ -121,6 +121,15 @@ describe('UdpBind over IPv4 loopback multicast (no root)', () => {
     await expect(UdpBind.open({ family: 6, localAddress: '127.0.0.1' })).rejects.toThrow(RangeError);
   });
 
+  it('refuses groups on a wildcard unicast socket sharing the group port (each datagram would arrive twice)', async () => {
+    const port = await freePort();
+    await expect(
+      UdpBind.open({ family: 4, localAddress: '0.0.0.0', localPort: port, port, groups: [{ group: GROUP, interface: '127.0.0.1' }] }),
+    ).rejects.toThrow(/wildcard/);
+    const sut = await open({ family: 4, localAddress: '0.0.0.0', localPort: 0, port, groups: [{ group: GROUP, interface: '127.0.0.1' }] });
+    expect(sut.local.address).toBe('0.0.0.0');
+  });
+
   it('counts a kernel send error instead of throwing (oversized datagram)', async () => {
     const sut = await open({ family: 4, localAddress: '127.0.0.1', localPort: 0, port: 0 });
     sut.send(out(Buffer.alloc(70_000, 1), '127.0.0.1', 9));

@@ -17,7 +17,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { addNonEspMarker, classifyUdpEncap, IKE_NATT_PORT } from '@app/codec';
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
-import { addressFamily, isMulticast } from './ip-address.js';
+import { addressBytes, addressFamily, isMulticast } from './ip-address.js';
 
 export interface UdpGroupJoin {
   /** Group address (224.0.0.0/4 or ff00::/8). */
@@ -164,11 +164,16 @@ export class UdpBind implements NetworkBind {
     if (join.source !== undefined && addressFamily(join.source) !== this.options.family) {
       throw new RangeError(`not an IPv${this.options.family} source: ${join.source}`);
     }
+    if (this.ownPort === this.port && (this.ownAddress === '0.0.0.0' || this.ownAddress === '::')) {
+      // A wildcard socket on the group port gets every joined group's datagrams as well
+      // (IP_MULTICAST_ALL), so each would arrive twice, once without its group address.
+      throw new RangeError('the unicast socket is bound to the wildcard address on the group port: use a unicast localAddress or another localPort');
+    }
     const key = `${join.group}|${join.source ?? ''}`;
     if (this.groupSockets.has(key)) return;
     const socket = dgram.createSocket({ type: this.type, reuseAddr: true });
     this.groupSockets.set(key, socket);
-    await bindSocket(socket, this.port, join.group);
+    await bindSocket(socket, this.port, groupBindAddress(join));
     this.configure(socket);
     if (join.source !== undefined) socket.addSourceSpecificMembership(join.source, join.group, join.interface);
     else socket.addMembership(join.group, join.interface);
@@ -241,6 +246,18 @@ export class UdpBind implements NetworkBind {
     this.groupSockets.clear();
     await Promise.all(sockets.map(closeSocket));
   }
+}
+
+/**
+ * The address a group's socket binds to: the group itself, with the join's interface as zone for
+ * IPv6 groups of interface- or link-local scope (ff01::/16, ff02::/16 and their flag variants),
+ * which cannot be bound without one.
+ */
+function groupBindAddress(join: UdpGroupJoin): string {
+  if (!join.group.includes(':') || join.interface === undefined || !join.interface.includes('%')) return join.group;
+  const scope = addressBytes(join.group)[1]! & 0x0f;
+  if (scope > 2) return join.group;
+  return `${join.group}%${join.interface.slice(join.interface.indexOf('%') + 1)}`;
 }
 
 function bindSocket(socket: dgram.Socket, port: number, address: string): Promise<void> {
