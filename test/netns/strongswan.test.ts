@@ -5,7 +5,8 @@
  *       x {PSK, ECDSA P-256 certificates (our CA, identity in SAN dNSName)}
  *       x {AES-GCM-16-256/PRF-SHA256/ECP-256, AES-CBC-256/HMAC-SHA-256-128/PRF-SHA256/Curve25519},
  * plus RSA certificates both ways, RFC 4754 ECDSA (method 9, no SIGNATURE_HASH_ALGORITHMS), and
- * charon asking for a CHILD_SA (refused with NO_PROPOSAL_CHOSEN, the IKE SA stays).
+ * charon asking for a CHILD_SA (refused with NO_PROPOSAL_CHOSEN, the IKE SA stays), and charon
+ * demanding a COOKIE (RFC 7296 §2.6) that our initiator echoes.
  * Each case asserts: our side reports the SA; `swanctl --list-sas` shows it ESTABLISHED with our
  * SPIs and the proposal; charon's log names the AUTH method it verified for our identity; every
  * SK_* key charon logged (ike = 4) equals ours byte for byte; and charon's Delete reaches our SA.
@@ -51,6 +52,8 @@ interface Case {
   child?: boolean;
   /** How charon's log says it verified OUR AUTH. */
   ourAuthInLog: string;
+  /** Leave a half-open SA at charon first, so it answers with a COOKIE (must be the last case). */
+  cookie?: boolean;
 }
 
 const GCM = { proposal: PROPOSAL_GCM_ECP256, swProposal: 'aes256gcm16-prfsha256-ecp256' };
@@ -71,6 +74,7 @@ const CASES: Case[] = [
   { name: 'we-rsa-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.19', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
   { name: 'sw-rsa-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.20', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
   { name: 'sw-child-psk', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.21', port: 500, child: true, ourAuthInLog: PSK_LOG },
+  { name: 'we-cookie-psk', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.22', port: 500, cookie: true, ourAuthInLog: PSK_LOG },
 ];
 const ourId = (c: Case) => (c.dir === 'we-initiate' ? `${c.name}.groupsec.example` : GCKS_ID);
 const charonId = (c: Case) => (c.auth === 'cert' ? (c.charonKey === 'rsa' ? `rsa.${CHARON_ID}` : CHARON_ID) : `${c.name}.${CHARON_ID}`);
@@ -160,7 +164,8 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
     ourCerts.set(`rsa:${GCKS_ID}`, pki.issue(GCKS_ID, 'rsa'));
     for (const c of CASES.filter((x) => x.auth === 'cert' && x.dir === 'we-initiate')) ourCerts.set(ourId(c), pki.issue(ourId(c), c.ourKey));
 
-    charon = new Charon(lab, sw!.ns, dir.path);
+    // A COOKIE is demanded as soon as one responder SA is half-open (only the cookie case leaves one).
+    charon = new Charon(lab, sw!.ns, dir.path, 1);
     charon.writeSwanctl(swanctlConf(), {
       'x509ca/ca.pem': pki.caPem,
       'x509/charon.pem': charonCert.certPem,
@@ -235,10 +240,12 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
           ...(c.auth === 'psk' ? { psk: secretOf(c) } : { trustAnchorsPem: [pki.caPem] }),
           ...(c.hashes === false ? { signatureHashes: false } : {}),
         };
+        if (c.cookie) await peer.request({ cmd: 'half-open', ...cmd, localId: `ghost.${ourId(c)}` });
         const r = await peer.request({ cmd: 'initiate', ...cmd }, 20_000).catch((e: Error) => {
           throw new Error(`${e.message}\ncharon log:\n${charon.log().slice(logOffset).slice(-4000)}`);
         });
         expect(r.peerId).toBe(charonId(c));
+        expect((r.counters as Record<string, number>).cookie ?? 0).toBe(c.cookie ? 1 : 0);
         spiI = r.spiI as string;
         spiR = r.spiR as string;
         keys = r.keys as Record<string, string>;

@@ -165,6 +165,25 @@ async function main(): Promise<void> {
       return;
     }
     if (cmd.cmd === 'stats') return out({ id: cmd.id, responder: counters.toJSON() });
+    if (cmd.cmd === 'half-open') {
+      // One IKE_SA_INIT that is never continued: leaves a half-open SA at the peer (to make it
+      // demand COOKIEs). Its answer reaches no initiator and is dropped by our responder.
+      const c = cmd as unknown as InitiateCommand & { id: number };
+      const ghost = new IkeInitiator({
+        transport,
+        clock,
+        random,
+        path: { localAddress: c.local, localPort: c.port, remoteAddress: c.remote, remotePort: c.port, marker: c.port === 4500 },
+        proposals: c.proposals,
+        localId: fqdn(c.localId),
+        localAuth: { kind: 'psk' },
+        peer: {},
+        retransmit: { timeoutMs: 1000, tries: 0 },
+      });
+      ghost.start().catch(() => undefined);
+      ghost.close();
+      return out({ id: cmd.id, sent: true });
+    }
     if (cmd.cmd !== 'initiate') return out({ id: cmd.id, error: `unknown command ${cmd.cmd}` });
     const c = cmd as unknown as InitiateCommand & { id: number };
     const spiI = random(8);

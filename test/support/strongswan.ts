@@ -41,6 +41,8 @@ export class Charon {
     private readonly lab: NetnsLab,
     readonly ns: string,
     readonly dir: string,
+    /** Half-open responder SAs at which charon demands a COOKIE (RFC 7296 §2.6); high by default. */
+    cookieThreshold = 10000,
   ) {
     this.conf = join(dir, 'strongswan.conf');
     this.swanctlDir = join(dir, 'swanctl');
@@ -52,7 +54,7 @@ export class Charon {
       `charon {
   load_modular = no
   load = ${PLUGINS}
-  cookie_threshold = 10000
+  cookie_threshold = ${cookieThreshold}
   cookie_threshold_ip = 10000
   block_threshold = 10000
   retransmit_timeout = 1
