@@ -264,13 +264,18 @@ export class LkhTree {
     }
 
     // --- fresh keys for every touched node that is not empty afterwards ----------------------
-    const order = mNode.map((_, i) => i).sort((a, b) => mNode[a]! - mNode[b]!);
+    // Bottom-up: bucket the touched nodes by level (node order within a level does not matter).
+    const byLevel: number[][] = [];
+    for (let l = 0; l <= this.heightValue; l++) byLevel.push([]);
+    for (let i = 0; i < mNode.length; i++) byLevel[mLevel[i]!]!.push(i);
+    const order = byLevel.flat();
     const fresh = Buffer.allocUnsafe(mNode.length * ks);
     this.random(fresh);
     const newVersion = (i: number) => this.versions[mLevel[i]!]![mPos[i]!]! + 1;
 
     // --- wraps, bottom-up ---------------------------------------------------------------------
     const wraps: WrappedKey[] = [];
+    const chain = new Map<number, number>(); // new KWK with a joiner below -> wrap it opens
     const job = (keyId: number, key: Buffer, kwkId: number, kwk: Buffer): void => {
       wraps.push({ keyId, kwkId, encryptedKey: aesKeyWrapPad(kwk, key) });
     };
@@ -303,7 +308,9 @@ export class LkhTree {
           job(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c));
         } else {
           if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
-          job(vKeyId, vKey, layout.keyId(cNode, newVersion(ci)), fresh.subarray(ci * ks, (ci + 1) * ks));
+          const kwkId = layout.keyId(cNode, newVersion(ci));
+          if ((mFlags[ci]! & JOIN) !== 0) chain.set(kwkId, wraps.length); // a joiner's path goes up here
+          job(vKeyId, vKey, kwkId, fresh.subarray(ci * ks, (ci + 1) * ks));
         }
       }
     }
@@ -324,20 +331,12 @@ export class LkhTree {
     this.epochValue++;
 
     const rekey = { epoch: this.epochValue, rootKeyId: this.rootKeyId, wraps };
-    const byKwk = new Map<number, WrappedKey[]>();
-    if (joinedLeaves.length > 0) {
-      for (const w of wraps) {
-        const list = byKwk.get(w.kwkId);
-        if (list) list.push(w);
-        else byKwk.set(w.kwkId, [w]);
-      }
-    }
-    const joined = joinedLeaves.map((leaf) => this.joinedMember(leaf, byKwk));
+    const joined = joinedLeaves.map((leaf) => this.joinedMember(leaf, wraps, chain));
     const changes: LkhChangeSet = { epoch: this.epochValue, height: this.heightValue, nodes: order.map((i) => mNode[i]!) };
     return { rekey, joined, left: [...leaves], changes };
   }
 
-  private joinedMember(leaf: number, byKwk: ReadonlyMap<number, readonly WrappedKey[]>): JoinedMember {
+  private joinedMember(leaf: number, wraps: readonly WrappedKey[], chain: ReadonlyMap<number, number>): JoinedMember {
     const leafKeyId = this.layout.keyId(this.layout.node(0, leaf), this.versions[0]![leaf]!);
     const pathWraps: WrappedKey[] = [];
     let kwk = leafKeyId;
@@ -345,8 +344,9 @@ export class LkhTree {
     for (let l = 1; l <= this.heightValue; l++) {
       p = Math.floor(p / this.degree);
       const target = this.layout.keyId(this.layout.node(l, p), this.versions[l]![p]!);
-      const w = byKwk.get(kwk)?.find((x) => x.keyId === target);
-      if (!w) break;
+      const at = chain.get(kwk);
+      const w = at === undefined ? undefined : wraps[at];
+      if (!w || w.keyId !== target) break;
       pathWraps.push(w);
       kwk = target;
     }
