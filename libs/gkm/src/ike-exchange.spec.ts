@@ -368,4 +368,19 @@ describe('IKEv2 initiator and responder', () => {
     expect(responder.established.size).toBe(1);
     expect(responder.halfOpenCount).toBe(0);
   });
+
+  it('answers a retransmitted IKE_SA_INIT from its cache and expires half-open SAs', () => {
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }) });
+    t.initiator.start().catch(() => undefined);
+    const init = t.queue.shift()!;
+    expect(t.responder.receive(init.bytes, init.path)).toBe('answered');
+    expect(t.responder.receive(init.bytes, init.path)).toBe('answered');
+    const [a, b] = [t.queue.shift()!, t.queue.shift()!];
+    expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(true);
+    expect(t.responder.halfOpenCount).toBe(1);
+    t.clock.advance(30_000);
+    expect(t.responder.halfOpenCount).toBe(0);
+    expect(t.responder.counters.get('half_open_expired')).toBe(1);
+    t.initiator.close();
+  });
 });

@@ -145,4 +145,37 @@ describe('IKE state machines under arbitrary input', () => {
     w.initiator.close();
     w.responder.close();
   });
+
+  it('established SA: mutated protected requests are dropped, the genuine one is answered once and then from cache', async () => {
+    const w = world(true);
+    const done = w.initiator.start();
+    for (let n = 0; n < 4; n++) {
+      const toR = w.toR.shift();
+      if (toR) w.responder.receive(toR.bytes, toR.path);
+      const toI = w.toI.shift();
+      if (toI) w.initiator.receive(toI.bytes, toI.path);
+    }
+    const { sa } = await done;
+    const ping = sa.ping();
+    const req = w.toR.shift()!;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 200 }), mutate(req.bytes)), async (bytes) => {
+        expect(w.responder.receive(bytes, req.path)).toBe('dropped');
+        expect(w.toI.length).toBe(0);
+      }),
+      { numRuns: 1500 },
+    );
+    expect(w.responder.receive(req.bytes, req.path)).toBe('answered');
+    expect(w.responder.receive(req.bytes, req.path)).toBe('answered');
+    expect(w.responder.counters.get('response_retransmitted')).toBe(1);
+    const [a, b] = [w.toI.shift()!, w.toI.shift()!];
+    expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(true);
+    expect(w.initiator.receive(a.bytes, a.path)).toBe('accepted');
+    expect(w.initiator.receive(b.bytes, b.path)).toBe('dropped');
+    await ping;
+    accounted(w.responder.counters);
+    accounted(w.initiator.counters);
+    w.initiator.close();
+    w.responder.close();
+  });
 });
