@@ -9,9 +9,13 @@
  */
 import { createInterface } from 'node:readline';
 import { Datapath, type GspdEntry, type NetworkBind, type SaConfig } from '@app/datapath';
-import { RawIpBind, type RawIpBindOptions } from '../../apps/member-agent/src/net/raw-ip-bind.js';
-import { TunDevice, type TunOptions } from '../../apps/member-agent/src/net/tun-device.js';
-import { UdpBind, type UdpBindOptions } from '../../apps/member-agent/src/net/udp-bind.js';
+import {
+  openNetworkBind,
+  TunDevice,
+  type RawIpBindOptions,
+  type TunOptions,
+  type UdpBindOptions,
+} from '../../apps/member-agent/src/net/index.js';
 
 interface HostConfig {
   localAddress: string;
@@ -45,9 +49,9 @@ const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
-  const network: NetworkBind & { stats: object } = config.raw
-    ? RawIpBind.open(config.raw)
-    : await UdpBind.open(config.udp ?? { family: 4, localAddress: config.localAddress });
+  const network: NetworkBind & { stats: object } = await openNetworkBind(
+    config.raw ? { kind: 'raw', ...config.raw } : { kind: 'udp', ...(config.udp ?? { family: 4, localAddress: config.localAddress }) },
+  );
   const tun = TunDevice.open({ disableIpv6: true, ...config.tun });
   const datapath = new Datapath({
     clock: { now: () => Date.now() },
