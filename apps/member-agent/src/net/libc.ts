@@ -122,12 +122,13 @@ export function loadLibc(): Libc {
   if (process.platform !== 'linux') throw new Error(`libc FFI binds need Linux, not ${process.platform}`);
   // Option values and struct fields below are written little-endian (x86-64, arm64).
   if (endianness() !== 'LE') throw new Error('libc FFI binds assume a little-endian host');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const koffi = require('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
   const f = (decl: string) => lib.func(decl) as unknown as Fn;
   const names = new Map<number, string>();
   for (const [name, value] of Object.entries(koffi.os.errno)) if (!names.has(value)) names.set(value, name);
+  // EWOULDBLOCK is EAGAIN on Linux; callers test for the latter name.
+  if (koffi.os.errno.EAGAIN !== undefined) names.set(koffi.os.errno.EAGAIN, 'EAGAIN');
   const open = f('int open(const char *path, int flags)');
   const close = f('int close(int fd)');
   const read = f('long read(int fd, void *buf, size_t count)');
