@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EncrId, IntegId, KeGroup, PrfId } from '@app/codec';
 import { issueCertificate, parseCertificate, type Certificate } from '@app/crypto';
 import type { IkeProposalConfig } from '@app/gkm';
 import { PROPOSAL_CBC_X25519, PROPOSAL_GCM_ECP256 } from '../support/ike-fixtures.js';
@@ -74,8 +75,37 @@ const CASES: Case[] = [
   { name: 'we-rsa-cbc', dir: 'we-initiate', auth: 'cert', ...CBC, addr: '10.77.0.19', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
   { name: 'sw-rsa-gcm', dir: 'charon-initiates', auth: 'cert', ...GCM, addr: '10.77.0.20', port: 500, ourKey: 'rsa', charonKey: 'rsa', ourAuthInLog: 'RSA_EMSA_PKCS1_SHA2_256' },
   { name: 'sw-child-psk', dir: 'charon-initiates', auth: 'psk', ...GCM, addr: '10.77.0.21', port: 500, child: true, ourAuthInLog: PSK_LOG },
+  {
+    name: 'we-psk-prf384',
+    dir: 'we-initiate',
+    auth: 'psk',
+    proposal: { ...PROPOSAL_GCM_ECP256, keyBits: 128, prfId: PrfId.PRF_HMAC_SHA2_384 },
+    swProposal: 'aes128gcm16-prfsha384-ecp256',
+    addr: '10.77.0.23',
+    port: 500,
+    ourAuthInLog: PSK_LOG,
+  },
+  {
+    name: 'sw-psk-prf512',
+    dir: 'charon-initiates',
+    auth: 'psk',
+    proposal: { ...PROPOSAL_CBC_X25519, keyBits: 128, prfId: PrfId.PRF_HMAC_SHA2_512 },
+    swProposal: 'aes128-sha256-prfsha512-x25519',
+    addr: '10.77.0.24',
+    port: 500,
+    ourAuthInLog: PSK_LOG,
+  },
   { name: 'we-cookie-psk', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.22', port: 500, cookie: true, ourAuthInLog: PSK_LOG },
 ];
+/** How `swanctl --list-sas` names a suite, e.g. AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256. */
+function charonSuiteName(p: IkeProposalConfig): string {
+  const encr = p.encrId === EncrId.ENCR_AES_GCM_16 ? `AES_GCM_16-${p.keyBits}` : `AES_CBC-${p.keyBits}`;
+  const integ = p.integId === IntegId.AUTH_HMAC_SHA2_256_128 ? '/HMAC_SHA2_256_128' : '';
+  const prf = { [PrfId.PRF_HMAC_SHA2_256]: 'PRF_HMAC_SHA2_256', [PrfId.PRF_HMAC_SHA2_384]: 'PRF_HMAC_SHA2_384', [PrfId.PRF_HMAC_SHA2_512]: 'PRF_HMAC_SHA2_512' }[p.prfId];
+  const group = p.group === KeGroup.ECP_256 ? 'ECP_256' : 'CURVE_25519';
+  return `${encr}${integ}/${prf}/${group}`;
+}
+
 const ourId = (c: Case) => (c.dir === 'we-initiate' ? `${c.name}.groupsec.example` : GCKS_ID);
 const charonId = (c: Case) => (c.auth === 'cert' ? (c.charonKey === 'rsa' ? `rsa.${CHARON_ID}` : CHARON_ID) : `${c.name}.${CHARON_ID}`);
 const charonCertFile = (c: Case) => (c.charonKey === 'rsa' ? 'charon-rsa.pem' : 'charon.pem');
@@ -181,7 +211,7 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
       addresses: CASES.map((c) => c.addr),
       responder: {
         localId: GCKS_ID,
-        proposals: [PROPOSAL_GCM_ECP256, PROPOSAL_CBC_X25519],
+        proposals: [PROPOSAL_GCM_ECP256, PROPOSAL_CBC_X25519, ...CASES.filter((c) => c.dir === 'charon-initiates').map((c) => c.proposal)],
         auth: { kind: 'signature', ...gcksCert },
         psks: Object.fromEntries(CASES.filter((c) => c.auth === 'psk' && c.dir === 'charon-initiates').map((c) => [charonId(c), secretOf(c)])),
         trustAnchorsPem: [pki.caPem],
@@ -273,7 +303,7 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
       }
       const sas = await charon.listSas(c.name);
       expect(sas).toMatch(new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i`));
-      expect(sas).toContain(c.proposal.encrId === 20 ? 'AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256' : 'AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519');
+      expect(sas).toContain(charonSuiteName(c.proposal));
       expect(charon.log().slice(logOffset)).toContain(`authentication of '${ourId(c)}' with ${c.ourAuthInLog} successful`);
       expectKeysMatchCharon(keys, logOffset);
       // charon's INFORMATIONAL Delete reaches our SA and is answered.

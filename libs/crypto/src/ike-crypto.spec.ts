@@ -46,6 +46,18 @@ describe('prf and prf+ (RFC 7296 §2.13)', () => {
     expect(toHex(sut)).toBe('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
   });
 
+  it('PRF_HMAC_SHA2_384/512 are HMAC-SHA-384/512 (RFC 4231 test case 2)', () => {
+    const k = new TextEncoder().encode('Jefe');
+    const d = new TextEncoder().encode('what do ya want for nothing?');
+    expect(toHex(prf(prfAlgorithm(PrfId.PRF_HMAC_SHA2_384), k, d))).toBe(
+      'af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649',
+    );
+    expect(toHex(prf(prfAlgorithm(PrfId.PRF_HMAC_SHA2_512), k, d))).toBe(
+      '164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737',
+    );
+    expect(() => prfAlgorithm(99)).toThrow(CryptoError);
+  });
+
   it('prf+ is T1 | T2 | ... with Tn = prf(K, Tn-1 | S | n), checked against a direct HMAC chain', () => {
     const k = hex('0b'.repeat(20));
     const s = hex('0102030405');
@@ -221,6 +233,7 @@ describe('X.509', () => {
         ca: false,
         dns: ['member1.example'],
         emails: ['m1@example.org'],
+        ips: [Uint8Array.of(192, 0, 2, 7)],
       }),
     );
     expect(validateChain(leaf, [inter], [root.cert], now).length).toBe(3);
@@ -234,6 +247,9 @@ describe('X.509', () => {
     expect(identityMatchesCertificate({ idType: IdType.ID_FQDN, data: enc.encode('member1.example') }, leaf)).toBe(true);
     expect(identityMatchesCertificate({ idType: IdType.ID_FQDN, data: enc.encode('member2.example') }, leaf)).toBe(false);
     expect(identityMatchesCertificate({ idType: IdType.ID_RFC822_ADDR, data: enc.encode('m1@example.org') }, leaf)).toBe(true);
+    expect(identityMatchesCertificate({ idType: IdType.ID_IPV4_ADDR, data: Uint8Array.of(192, 0, 2, 7) }, leaf)).toBe(true);
+    expect(identityMatchesCertificate({ idType: IdType.ID_IPV4_ADDR, data: Uint8Array.of(192, 0, 2, 8) }, leaf)).toBe(false);
+    expect(identityMatchesCertificate({ idType: IdType.ID_KEY_ID, data: enc.encode('member1.example') }, leaf)).toBe(false);
     expect(identityMatchesCertificate({ idType: IdType.ID_DER_ASN1_DN, data: leaf.subjectDer }, leaf)).toBe(true);
     expect(identityMatchesCertificate({ idType: IdType.ID_DER_ASN1_DN, data: inter.subjectDer }, leaf)).toBe(false);
     expect(certReqHash(root.cert).length).toBe(20);
