@@ -197,14 +197,16 @@ export class DatapathContext {
   }
 
   /**
-   * The RFC 5374 §4.1.1 registration trigger: raise the event (rate-limited per group) and hold
-   * the packet in the group's bounded queue, or drop it when holding is off or the queue is full.
+   * A PROTECT entry without a usable SA. With `register`, this is the RFC 5374 §4.1.1
+   * registration trigger: raise the event (rate-limited per group). Either way the packet waits
+   * in the group's bounded queue, or is dropped when holding is off or the queue is full.
+   * Returns whether the packet is held.
    */
-  needRegistration(entry: CompiledEntry, packet: Uint8Array, dstOffset: number, addressLength: number): void {
+  holdForSa(entry: CompiledEntry, packet: Uint8Array, dstOffset: number, addressLength: number, register: boolean): boolean {
     const groupId = entry.groupId!;
     const now = this.clock.now();
     const last = this.lastRegistration.get(groupId);
-    if (last === undefined || now - last >= this.options.registrationRetryMs) {
+    if (register && (last === undefined || now - last >= this.options.registrationRetryMs)) {
       this.lastRegistration.set(groupId, now);
       this.registrationNeeded.emit({
         groupId,
@@ -215,24 +217,25 @@ export class DatapathContext {
     }
     if (this.options.holdQueue === 0) {
       this.drop('noRegistration');
-      return;
+      return false;
     }
     let q = this.held.get(groupId);
     if (!q) {
       if (this.held.size >= MAX_HOLD_GROUPS) {
         this.drop('queueFull');
-        return;
+        return false;
       }
       q = [];
       this.held.set(groupId, q);
     }
     if (q.length >= this.options.holdQueue) {
       this.drop('queueFull');
-      return;
+      return false;
     }
     // Hold a copy: the port may reuse its buffer.
     q.push({ packet: Uint8Array.from(packet), at: now });
     this.heldCount++;
+    return true;
   }
 
   /** Registration is over for this group (an SA arrived): forget the rate limit. */

@@ -213,7 +213,7 @@ describe('Datapath send/receive', () => {
     sut.onRegistrationNeeded((e) => events.push(e));
     expect(sut.send(app('a'))).toBe('held');
     expect(sut.send(app('b'))).toBe('held');
-    expect(sut.send(app('c'))).toBe('held');
+    expect(sut.send(app('c'))).toBe('dropped');
     expect(events).toEqual([{ groupId: 'g1', policyId: 'p1', destination: GROUP, at: 1_000_000 }]);
     expect(sut.stats().drops.queueFull).toBe(1);
     expect(sut.stats().held).toBe(2);
@@ -331,5 +331,101 @@ describe('Datapath send/receive', () => {
     expect(() =>
       sut.installPolicy([{ id: 'x', action: 'bypass', direction: 'sender-only', selector: {} }]),
     ).toThrow(/destination/);
+  });
+
+  it('holds packets for a pending SA without a new registration event, sends them at activation', () => {
+    const { sut, bind, clock } = host({ framings: ['udp'] });
+    const events: RegistrationNeededEvent[] = [];
+    sut.onRegistrationNeeded((e) => events.push(e));
+    sut.installSa(udpSa({ spi: 0x100b }), { activateAt: clock.t + 1000 });
+    expect(sut.send(app())).toBe('held');
+    expect(events).toHaveLength(0);
+    clock.t += 999;
+    sut.tick();
+    expect(bind.sent).toHaveLength(0);
+    clock.t += 1;
+    sut.tick();
+    expect(bind.sent).toHaveLength(1);
+    expect(sut.stats().held).toBe(0);
+  });
+
+  it('rate-limits registration events per group and drops held packets after holdMs', () => {
+    const clock = new ManualClock();
+    const bind = new MemoryNetworkBind({ framings: ['udp'] });
+    const sut = new Datapath({ clock, bind, port: new MemoryPlaintextPort(), holdMs: 2000, registrationRetryMs: 5000 });
+    sut.installPolicy(policy());
+    const events: number[] = [];
+    sut.onRegistrationNeeded((e) => events.push(e.at));
+    sut.send(app());
+    clock.t += 4999;
+    sut.send(app());
+    clock.t += 1;
+    sut.send(app());
+    expect(events).toEqual([1_000_000, 1_005_000]);
+    sut.tick(); // only the first is older than 2 s by now
+    expect(sut.stats().drops.noRegistration).toBe(1);
+    expect(sut.stats().held).toBe(2);
+    clock.t += 2000;
+    sut.tick();
+    expect(sut.stats().drops.noRegistration).toBe(3);
+    expect(sut.stats().held).toBe(0);
+    expect(bind.sent).toHaveLength(0);
+  });
+
+  it('sends BYPASS traffic as is and delivers inbound plaintext only through a GSPD-I BYPASS entry', () => {
+    const entries: GspdEntry[] = [
+      { id: 'bp', action: 'bypass', selector: { destination: '239.9.9.9' } },
+      { id: 'dc', action: 'discard', selector: { destination: '239.9.9.8' } },
+      ...policy(),
+    ];
+    const { sut, bind, port } = host({ entries, framings: ['raw-ip'] });
+    const plain = app('clear', SPEAKER, '239.9.9.9');
+    expect(sut.send(plain)).toBe('bypassed');
+    expect(Buffer.from(bind.sent[0]!.data)).toEqual(Buffer.from(plain));
+    expect(sut.send(app('x', SPEAKER, '239.9.9.8'))).toBe('dropped');
+    expect(sut.send(app('x', SPEAKER, '239.9.9.7'))).toBe('dropped');
+    expect(sut.stats().drops.discard).toBe(1);
+    expect(sut.stats().drops.noPolicy).toBe(1);
+    const raw = (data: Uint8Array): InboundDatagram => ({ framing: 'raw-ip', data, srcAddress: SPEAKER, dstAddress: GROUP, srcPort: 0, dstPort: 0 });
+    expect(sut.receive(raw(plain))).toBe('delivered');
+    expect(Buffer.from(port.delivered[0]!)).toEqual(Buffer.from(plain));
+    // Clear text where the policy says PROTECT is refused.
+    expect(sut.receive(raw(app()))).toBe('dropped');
+    expect(sut.stats().drops.policyMismatch).toBe(1);
+  });
+
+  it('transport mode over a UDP bind rebuilds the header from the datagram addresses', () => {
+    const sa = udpSa({ spi: 0x100c, mode: 'transport', addressPreservation: 'none' });
+    const { a, b, deliver } = pair(sa, ['udp']);
+    const pkt = udpPacket({ src: SPEAKER, dst: GROUP, payload: 'transport over udp', ttl: 64 });
+    a.sut.send(pkt);
+    expect(a.bind.sent[0]!.framing).toBe('udp');
+    deliver();
+    const got = b.port.delivered[0]!;
+    const info = parseIpPacket(got, 0, got.length, new IpPacketInfo());
+    expect(formatIpAddress(got, info.srcOffset, 4)).toBe(SPEAKER);
+    expect(formatIpAddress(got, info.dstOffset, 4)).toBe(GROUP);
+    expect(Buffer.from(got.subarray(20))).toEqual(Buffer.from(pkt.subarray(20)));
+  });
+
+  it('carries IPv6 inside an IPv4 tunnel with constructed outer addresses (preservation needs equal versions)', () => {
+    const clock = new ManualClock();
+    const entries: GspdEntry[] = [{ id: 'p1', action: 'protect', groupId: 'g1', selector: { destination: 'ff3e::/16' } }];
+    const mk = () => {
+      const bind = new MemoryNetworkBind({ framings: ['raw-ip'] });
+      const port = new MemoryPlaintextPort();
+      const sut = new Datapath({ clock, bind, port, localAddresses: { v4: '192.0.2.1' } });
+      sut.installPolicy(entries);
+      sut.installSa(gcmSa({ spi: 0x100d }));
+      return { sut, bind, port };
+    };
+    const a = mk();
+    const b = mk();
+    const pkt = udpPacket({ src: '2001:db8::1', dst: 'ff3e::1', payload: 'six in four' });
+    expect(a.sut.send(pkt)).toBe('sent');
+    const out = a.bind.sent[0]!;
+    expect([out.family, out.srcAddress, out.dstAddress]).toEqual([4, '192.0.2.1', GROUP]);
+    expect(b.sut.receive(toInbound(out))).toBe('delivered');
+    expect(Buffer.from(b.port.delivered[0]!)).toEqual(Buffer.from(pkt));
   });
 });

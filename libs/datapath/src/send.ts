@@ -7,7 +7,8 @@
  *                PROTECT -> on
  *   3. SA        the speaker's active SA for that entry: among sendable SAs whose activation time
  *                has come, the latest (leading edge once active, trailing edge until then,
- *                RFC 5374 §4.2.1). None -> "registration needed" event + bounded hold queue.
+ *                RFC 5374 §4.2.1). None -> "registration needed" event + bounded hold queue;
+ *                only a not-yet-active SA -> the hold queue without the event.
  *   4. lifetime  hard limits delete the SA (event), soft limits raise an event once
  *   5. build     one output buffer: [outer IP [UDP]] ESP header, IV, payload, padding, trailer, ICV.
  *                Tunnel mode copies the outer source/destination from the inner header when the SA
@@ -101,10 +102,10 @@ export class SendPipeline {
       ctx.drop('directionViolation');
       return 'dropped';
     }
-    if (!sa) {
+    if (sa === 'pending' || !sa) {
       if (fromHoldQueue) return 'held';
-      ctx.needRegistration(entry, packet, p.dstOffset, p.addressLength);
-      return 'held';
+      // 'pending': an SA is installed but not yet active, so registration is not what is missing.
+      return ctx.holdForSa(entry, packet, p.dstOffset, p.addressLength, sa !== 'pending') ? 'held' : 'dropped';
     }
     return this.protect(sa, packet, p, now);
   }
@@ -136,10 +137,11 @@ export class SendPipeline {
   }
 
   /** Step 3: the sending SA for this entry and speaker, or why there is none. */
-  private select(entry: CompiledEntry, buf: Uint8Array, p: IpPacketInfo, now: number): SaEntry | 'direction' | undefined {
+  private select(entry: CompiledEntry, buf: Uint8Array, p: IpPacketInfo, now: number): SaEntry | 'direction' | 'pending' | undefined {
     const list = this.ctx.sad.forPolicy(entry.id);
     let best: SaEntry | undefined;
     let receiveOnly = false;
+    let pending = false;
     // Backwards: `alive` may delete the SA being looked at from this very list.
     for (let i = list.length - 1; i >= 0; i--) {
       const sa = list[i]!;
@@ -147,8 +149,11 @@ export class SendPipeline {
         receiveOnly = true;
         continue;
       }
-      if (sa.activateAt > now) continue;
       if (sa.src && !bytesAt(sa.src, buf, p.srcOffset, p.addressLength)) continue;
+      if (sa.activateAt > now) {
+        pending = true;
+        continue;
+      }
       if (!sa.tunnel && sa.dst.length !== p.addressLength) continue;
       if (!this.ctx.alive(sa, now)) continue;
       if (
@@ -160,8 +165,9 @@ export class SendPipeline {
         best = sa;
       }
     }
-    if (!best && receiveOnly) return 'direction';
-    return best;
+    if (best) return best;
+    if (pending) return 'pending';
+    return receiveOnly ? 'direction' : undefined;
   }
 
   /** Steps 5-7. */
