@@ -398,11 +398,11 @@ export const GIKE_MAX_IDG_LENGTH = 255;
 // Wrapped keys and LKH (RFC 9838 key management, RFC 5649)
 // ---------------------------------------------------------------------------------------------
 
-/** Wrapped Key (RFC 9838 §4.5.3): Key ID (4) + KWK ID (4) precede the Encrypted Key. */
+/** Wrapped Key (RFC 9838 §4.5.4): Key ID (4) + KWK ID (4) precede the Encrypted Key. */
 export const WRAPPED_KEY_HEADER_LENGTH = 8;
-/** RFC 9838 §4.5.3: Key ID zero names the SA keying material (SA_KEY), never an intermediate key. */
+/** RFC 9838 §4.5.4: Key ID zero names the SA keying material (SA_KEY), never an intermediate key. */
 export const WRAPPED_KEY_ID_SA_KEY = 0;
-/** RFC 9838 §4.5.3: KWK ID zero means the key was wrapped under the default KWK GSK_w (§3.1.1). */
+/** RFC 9838 §4.5.4: KWK ID zero means the key was wrapped under the default KWK GSK_w (§3.1.1). */
 export const WRAPPED_KEY_KWK_DEFAULT = 0;
 /** RFC 5649 §4.1: the smallest AES-KWP output (one 64-bit AIV block plus one semiblock). */
 export const WRAPPED_KEY_MIN_AES_KWP_LENGTH = 16;

@@ -5,7 +5,7 @@ import { wrappedKey, type WrappedKey } from './wrapped-key.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-// Packed by hand from the figure of RFC 9838 §4.5.3: Key ID 15, KWK ID 6 (the "6{15}" of the
+// Packed by hand from the figure of RFC 9838 §4.5.4: Key ID 15, KWK ID 6 (the "6{15}" of the
 // RFC's LKH exclusion example, Appendix A) carrying the RFC 5649 §6 20-octet ciphertext.
 const GOLDEN = hex('0000000f 00000006 138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a');
 
@@ -19,7 +19,7 @@ const code = (f: () => unknown): string => {
   return 'none';
 };
 
-describe('Wrapped Key (RFC 9838 §4.5.3)', () => {
+describe('Wrapped Key (RFC 9838 §4.5.4)', () => {
   it('decodes the hand-packed golden vector', () => {
     const sut = wrappedKey.decode(GOLDEN);
     expect(sut.keyId).toBe(15);

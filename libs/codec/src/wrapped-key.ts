@@ -7,7 +7,7 @@ import { CodecError } from './errors.js';
 import { checkUint, outBuffer, writeU32 } from './ike-body.js';
 
 /**
- * Wrapped Key (RFC 9838 §4.5.3), the value of the SA_KEY and WRAP_KEY key bag attributes:
+ * Wrapped Key (RFC 9838 §4.5.4), the value of the SA_KEY and WRAP_KEY key bag attributes:
  *
  *   |                            Key ID                             |
  *   |                            KWK ID                             |

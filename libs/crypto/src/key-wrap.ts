@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 /**
  * AES Key Wrap with Padding (RFC 5649), the KW_5649_128/192/256 key wrap algorithms of
- * RFC 9838 §4.4.1.2. Backed by OpenSSL's `id-aes*-wrap-pad` ciphers in node:crypto; the
+ * RFC 9838 §4.4.2.1.2. Backed by OpenSSL's `id-aes*-wrap-pad` ciphers in node:crypto; the
  * Alternative Initial Value's constant half A6 59 59 A6 (RFC 5649 §3) is passed as the IV and
  * OpenSSL appends the 32-bit message length indicator itself.
  */

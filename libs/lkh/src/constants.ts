@@ -1,7 +1,7 @@
 /**
  * Constants of @app/lkh. Specification values cite their source; the rest are our choices.
  *
- * Key IDs (the 32-bit Key ID / KWK ID of RFC 9838 §4.5.3). RFC 9838 Appendix A leaves their
+ * Key IDs (the 32-bit Key ID / KWK ID of RFC 9838 §4.5.4). RFC 9838 Appendix A leaves their
  * assignment to the GCKS; ours are structured so that a member can tell which node of the tree a
  * key belongs to and which version of that node it is:
  *
@@ -31,7 +31,7 @@ export const LKH_MIN_DEGREE = 2;
 export const LKH_MAX_DEGREE = 16;
 export const LKH_DEFAULT_DEGREE = 4;
 
-/** Node key sizes: AES-128/192/256, matching KW_5649_128/192/256 (RFC 9838 §4.4.1.2). */
+/** Node key sizes: AES-128/192/256, matching KW_5649_128/192/256 (RFC 9838 §4.4.2.1.2). */
 export const LKH_KEY_SIZES = [16, 24, 32] as const;
 export type LkhKeySize = (typeof LKH_KEY_SIZES)[number];
 export const LKH_DEFAULT_KEY_SIZE: LkhKeySize = 16;

@@ -5,7 +5,7 @@ import type { WrappedKey } from '@app/codec';
  * that the receivers who need it already hold or obtain earlier in the same rekey. Wraps are in
  * dependency order (children before parents), though members do not rely on it.
  *
- * On the wire each wrap is an RFC 9838 §4.5.3 Wrapped Key (SA_KEY / WRAP_KEY attribute value);
+ * On the wire each wrap is an RFC 9838 §4.5.4 Wrapped Key (SA_KEY / WRAP_KEY attribute value);
  * `epoch` maps to the GSA_REKEY message ordering and `rootKeyId` names the new group KEK.
  */
 export interface LkhRekey {
