@@ -12,10 +12,11 @@ import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { IdType, ikeHeader, isFromInitiator, stripNonEspMarker, type IdPayload } from '@app/codec';
+import { IdType, type IdPayload } from '@app/codec';
 import { parseCertificate, type Certificate } from '@app/crypto';
 import {
   IkeCounters,
+  IkeDispatcher,
   IkeInitiator,
   IkeResponder,
   type IkeClock,
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
     },
   });
   const initiators = new Map<string, IkeInitiator>();
+  const dispatcher = new IkeDispatcher(responder);
 
   for (const address of cfg.addresses) {
     for (const [port, marker] of [[500, false], [4500, true]] as const) {
@@ -138,18 +140,7 @@ async function main(): Promise<void> {
       s.on('message', (msg, rinfo) => {
         const path: IkePath = { localAddress: address, localPort: port, remoteAddress: rinfo.address, remotePort: rinfo.port, marker };
         const bytes = new Uint8Array(msg);
-        // Demultiplex: messages sent by a responder (I flag clear) belong to one of our initiators.
-        const raw = marker ? stripNonEspMarker(bytes) : bytes;
-        let toInitiator: IkeInitiator | undefined;
-        if (raw) {
-          try {
-            const h = ikeHeader.decode(raw);
-            if (!isFromInitiator(h)) toInitiator = initiators.get(hex(h.spiI));
-          } catch {
-            /* the responder counts it */
-          }
-        }
-        const outcome = toInitiator ? toInitiator.receive(bytes, path) : responder.receive(bytes, path);
+        const outcome = dispatcher.receive(bytes, path);
         if (process.env.IKE_PEER_TRACE) out({ event: 'rx', port, from: rinfo.address, outcome, hex: hex(bytes) });
       });
       sockets.set(`${address}:${port}`, s);
@@ -202,6 +193,7 @@ async function main(): Promise<void> {
       signatureHashes: c.signatureHashes,
     });
     initiators.set(hex(spiI), init);
+    dispatcher.addInitiator(init);
     init.start().then(
       ({ sa }) => {
         sa.onDeleted = () => out({ event: 'initiator-deleted', spiI: hex(sa.state.spiI) });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IkeExchange, IkePayload, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
 import {
+  IkeDispatcher,
   IkeError,
   IkeInitiator,
   IkeResponder,
@@ -382,5 +383,30 @@ describe('IKEv2 initiator and responder', () => {
     expect(t.responder.halfOpenCount).toBe(0);
     expect(t.responder.counters.get('half_open_expired')).toBe(1);
     t.initiator.close();
+  });
+
+  it('a dispatcher shares one socket between a responder and initiators, both ways at once', async () => {
+    const clock = new ManualClock();
+    const { ab, ba } = pathBetween('10.0.0.1', '10.0.0.2');
+    const wire: { to: 'a' | 'b'; bytes: Uint8Array; path: IkePath }[] = [];
+    const side = (name: 'a' | 'b', other: 'a' | 'b', path: IkePath) => {
+      const transport: IkeTransport = { send: (bytes, p) => wire.push({ to: other, bytes, path: reversePath(p) }) };
+      const responder = new IkeResponder({ transport, clock, random, proposals: [PROPOSAL_CBC_X25519], localId: fqdn(`${name}.example`), localAuth: { kind: 'psk' }, resolvePeer: () => ({ psk }) });
+      const dispatcher = new IkeDispatcher(responder);
+      const initiator = new IkeInitiator({ transport, clock, random, path, proposals: [PROPOSAL_CBC_X25519], localId: fqdn(`${name}.example`), localAuth: { kind: 'psk' }, peer: { psk } });
+      dispatcher.addInitiator(initiator);
+      return { responder, dispatcher, initiator };
+    };
+    const a = side('a', 'b', ab);
+    const b = side('b', 'a', ba);
+    const both = Promise.all([a.initiator.start(), b.initiator.start()]);
+    for (let n = 0; wire.length > 0 && n < 50; n++) {
+      const d = wire.shift()!;
+      (d.to === 'a' ? a : b).dispatcher.receive(d.bytes, d.path);
+    }
+    await both;
+    expect(a.responder.established.size).toBe(1);
+    expect(b.responder.established.size).toBe(1);
+    expect(new IkeDispatcher().receive(new Uint8Array(40), ab)).toBe('dropped');
   });
 });

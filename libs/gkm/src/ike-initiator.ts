@@ -91,7 +91,8 @@ export class IkeInitiator {
   phase: Phase = 'idle';
   readonly counters: IkeCounters;
   sa?: IkeSa;
-  private readonly spiI: Uint8Array;
+  /** Our SPI (8 octets): the key under which an `IkeDispatcher` routes answers to us. */
+  readonly spiI: Uint8Array;
   private spiR = new Uint8Array(8);
   private readonly ni: Uint8Array;
   private ke: KeyExchange;

@@ -16,4 +16,5 @@ export * from './ike-sa.js';
 export * from './ike-initiator.js';
 export * from './ike-responder.js';
 export * from './ike-sa-record.js';
+export * from './ike-dispatcher.js';
 export { ikeNotify } from './ike-util.js';
