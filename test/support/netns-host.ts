@@ -86,7 +86,9 @@ async function main(): Promise<void> {
       return;
     }
     try {
-      if (req.op === 'stats') print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, network: network.stats });
+      if (req.op === 'stats') {
+        print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, tunKernel: tun.kernelStats(), network: network.stats });
+      }
       else if (req.op === 'installSa') {
         datapath.installSa(saFromJson(req.sa!), { activateAt: Date.now() + (req.activateInMs ?? 0) });
         print({ id: req.id, ok: true });

@@ -15,7 +15,7 @@
  * wake-up drains up to `burst` packets with plain `read()` calls on the main thread.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { PlaintextPort } from '@app/datapath';
 import { check, LINUX, loadLibc, SysError, type Libc } from './libc.js';
 import { addressFamily, isMulticast } from './ip-address.js';
@@ -46,6 +46,20 @@ export interface TunOptions {
   readonly disableIpv6?: boolean;
   /** Packets read per poll wake-up before yielding to the event loop. Default 64. */
   readonly burst?: number;
+  /**
+   * The device's transmit queue (SIOCSIFTXQLEN): packets the kernel holds for us while the
+   * datapath is busy; beyond it the kernel drops them (`kernelStats().txDropped`). Default: the
+   * kernel's (500).
+   */
+  readonly txQueueLength?: number;
+}
+
+/** The kernel's own counters for the device (/sys/class/net/<name>/statistics). */
+export interface TunKernelStats {
+  /** Packets routed into the device that the kernel dropped because our reader fell behind. */
+  txDropped: number;
+  /** Packets we wrote that the kernel dropped. */
+  rxDropped: number;
 }
 
 export interface TunStats {
@@ -107,6 +121,8 @@ export class TunDevice implements PlaintextPort {
     if (!IFACE_NAME.test(options.name)) throw new RangeError(`bad interface name ${JSON.stringify(options.name)}`);
     const mtu = options.mtu ?? 1400;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new RangeError(`bad MTU ${mtu}`);
+    const qlen = options.txQueueLength;
+    if (qlen !== undefined && (!Number.isInteger(qlen) || qlen < 1 || qlen > 1_000_000)) throw new RangeError(`bad queue length ${qlen}`);
     for (const route of [...(options.routes ?? []), ...(options.addresses ?? [])]) {
       const [prefix, len, ...rest] = route.split('/');
       const family = addressFamily(prefix ?? '');
@@ -125,7 +141,7 @@ export class TunDevice implements PlaintextPort {
       const name = ifr.toString('latin1', 0, LINUX.IFNAMSIZ).replace(/\0.*$/s, '');
       if (options.disableIpv6) writeSysctl(`net/ipv6/conf/${name}/disable_ipv6`, '1');
       if (options.disableRpFilter ?? true) writeSysctl(`net/ipv4/conf/${name}/rp_filter`, '0');
-      configureLink(libc, name, mtu);
+      configureLink(libc, name, mtu, qlen);
       for (const cidr of options.addresses ?? []) {
         ip(cidr.includes(':') ? ['-6', 'addr', 'replace', cidr, 'dev', name, 'nodad'] : ['addr', 'replace', cidr, 'dev', name]);
       }
@@ -181,6 +197,18 @@ export class TunDevice implements PlaintextPort {
     }
   }
 
+  /** The kernel's drop counters for this device (what never reached us, or what we wrote in vain). */
+  kernelStats(): TunKernelStats {
+    const read = (counter: string) => {
+      try {
+        return Number(readFileSync(`/sys/class/net/${this.name}/statistics/${counter}`, 'utf8').trim());
+      } catch {
+        return 0; // sysfs of another namespace, or the device is gone
+      }
+    };
+    return { txDropped: read('tx_dropped'), rxDropped: read('rx_dropped') };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -206,12 +234,17 @@ function ifreq(name: string): Buffer {
 }
 
 /** Sets the MTU and IFF_UP through SIOCSIFMTU / SIOCSIFFLAGS on a throwaway datagram socket. */
-function configureLink(libc: Libc, name: string, mtu: number): void {
+function configureLink(libc: Libc, name: string, mtu: number, txQueueLength: number | undefined): void {
   const sock = check(libc, 'socket(AF_INET)', libc.socket(LINUX.AF_INET, LINUX.SOCK_DGRAM | LINUX.SOCK_CLOEXEC, 0));
   try {
     const ifr = ifreq(name);
     ifr.writeInt32LE(mtu, LINUX.IFNAMSIZ);
     check(libc, 'ioctl(SIOCSIFMTU)', libc.ioctl(sock, LINUX.SIOCSIFMTU, ifr));
+    if (txQueueLength !== undefined) {
+      const q = ifreq(name);
+      q.writeInt32LE(txQueueLength, LINUX.IFNAMSIZ);
+      check(libc, 'ioctl(SIOCSIFTXQLEN)', libc.ioctl(sock, LINUX.SIOCSIFTXQLEN, q));
+    }
     const flags = ifreq(name);
     check(libc, 'ioctl(SIOCGIFFLAGS)', libc.ioctl(sock, LINUX.SIOCGIFFLAGS, flags));
     flags.writeUInt16LE(flags.readUInt16LE(LINUX.IFNAMSIZ) | LINUX.IFF_UP, LINUX.IFNAMSIZ);
