@@ -243,9 +243,9 @@ describe('LKH differential test against a naive key-knowledge model', () => {
     [8, 32, 0x3003],
   ] as const)('degree %i, %i-octet keys: small groups, single joins/leaves and small batches', (degree, keySize, seed) => {
     const rng = new Prng(seed ^ 0xabc);
-    const out = withSeed({ seed: seedFor(seed), degree, keySize, target: 120, operations: 1_500, batch: () => (rng.int(4) === 0 ? 1 + rng.int(6) : 1) });
-    expect(out.rekeys).toBeGreaterThan(500);
-    expect(out.maxMembers).toBeGreaterThan(100);
+    const out = withSeed({ seed: seedFor(seed), degree, keySize, target: 100, operations: 1_000, batch: () => (rng.int(4) === 0 ? 1 + rng.int(6) : 1) });
+    expect(out.rekeys).toBeGreaterThan(400);
+    expect(out.maxMembers).toBeGreaterThan(80);
   });
 
   it('degree 4: up to 10,000 members over 100,000 operations in batches', () => {
