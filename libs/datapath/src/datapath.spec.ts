@@ -428,4 +428,20 @@ describe('Datapath send/receive', () => {
     expect(b.sut.receive(toInbound(out))).toBe('delivered');
     expect(Buffer.from(b.port.delivered[0]!)).toEqual(Buffer.from(pkt));
   });
+
+  it('derives CBC IVs by encrypting the counter: distinct per packet, not the counter itself', () => {
+    const sa: SaConfig = {
+      ...udpSa({ spi: 0x100e, senderId: 2, senderIdBits: 4 }),
+      transform: { kind: 'aes-cbc-hmac-sha256', keyBits: 128 },
+      encryptionKey: new Uint8Array(16).fill(5),
+      integrityKey: new Uint8Array(32).fill(6),
+    };
+    const { a, b, deliver } = pair(sa, ['udp']);
+    for (let i = 0; i < 3; i++) a.sut.send(app(`cbc ${i}`));
+    const ivs = a.bind.sent.map((d) => Buffer.from(d.data.subarray(8, 24)).toString('hex'));
+    expect(new Set(ivs).size).toBe(3);
+    for (const iv of ivs) expect(iv.startsWith('20000000')).toBe(false);
+    deliver();
+    expect(b.port.delivered).toHaveLength(3);
+  });
 });
