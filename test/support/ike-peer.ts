@@ -105,6 +105,8 @@ async function main(): Promise<void> {
   };
   const counters = new IkeCounters();
   const r = cfg.responder;
+  const responderAnchors = anchors(r.trustAnchorsPem);
+  const peerAuth = new Map(Object.entries(r.peerAuth ?? {}).map(([id, a]) => [id, localAuth(a)]));
   const responder = new IkeResponder({
     transport,
     clock,
@@ -113,14 +115,14 @@ async function main(): Promise<void> {
     proposals: r.proposals,
     localId: fqdn(r.localId),
     localAuth: localAuth(r.auth),
-    certReqAnchors: anchors(r.trustAnchorsPem),
+    certReqAnchors: responderAnchors,
     resolvePeer(id) {
       if (id.idType !== IdType.ID_FQDN) return undefined;
       const name = new TextDecoder().decode(id.data);
       const psk = r.psks[name];
       if (psk !== undefined) return { psk: new TextEncoder().encode(psk), localAuth: { kind: 'psk' } };
-      const own = r.peerAuth?.[name];
-      return { trustAnchors: anchors(r.trustAnchorsPem), ...(own ? { localAuth: localAuth(own) } : {}) };
+      const own = peerAuth.get(name);
+      return { trustAnchors: responderAnchors, ...(own ? { localAuth: own } : {}) };
     },
     onEstablished(sa) {
       out({ event: 'responder-established', ...saInfo(sa) });

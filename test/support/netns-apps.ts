@@ -25,18 +25,21 @@ while True:
 `;
 
 /**
- * args: group port count [text]. Sends \`count\` datagrams "<text> NNNN", one per millisecond
- * (bounded: a few hundred milliseconds for the counts the tests use), TTL/hop limit 1.
+ * args: group port count [text [gap_ms]]. Sends \`count\` datagrams "<text> NNNN", one per gap
+ * (default 1 ms; 0 = as fast as the kernel takes them), TTL/hop limit 1. Prints the seconds spent.
  */
 export const PY_SENDER = `
 import socket, sys, time
 group, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 text = sys.argv[4] if len(sys.argv) > 4 else 'message'
+gap = float(sys.argv[5]) / 1000 if len(sys.argv) > 5 else 0.001
 s = socket.socket(socket.AF_INET6 if ':' in group else socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
 for i in range(count):
     s.sendto(('%s %04d' % (text, i)).encode(), (group, port))
-    if count > 1:
-        time.sleep(0.001)
+    if count > 1 and gap > 0:
+        time.sleep(gap)
+print('%.6f' % (time.monotonic() - start))
 `;
 
 /**

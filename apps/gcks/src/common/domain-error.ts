@@ -58,7 +58,9 @@ export class DomainError extends Error {
   }
 
   static conflict(message: string, field?: string): DomainError {
-    return new DomainError(ErrorCode.CONFLICT, message, field ? [{ field, message }] : undefined);
+    return field
+      ? new DomainError(ErrorCode.CONFLICT, `${field}: ${message}`, [{ field, message }])
+      : new DomainError(ErrorCode.CONFLICT, message);
   }
 
   toBody(): ErrorBody {
