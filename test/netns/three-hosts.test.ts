@@ -52,8 +52,9 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
   const fam = FAMILIES[variant.family];
   const GROUP = fam.group;
   const lab = new NetnsLab(variant.tag);
-  const work = mkdtempSync(join(tmpdir(), 'groupsec-netns-'));
-  const pcap = join(work, 'bridge.pcap');
+  // Made in beforeAll (not at collection, which also happens for skipped suites), removed in afterAll.
+  let work = '';
+  let pcap = '';
   let hosts: LabHost[] = [];
   const addressOf = (h: LabHost) => (variant.family === 4 ? h.ipv4 : h.ipv6!);
   const agents = new Map<string, JsonLines>();
@@ -61,6 +62,8 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
 
   beforeAll(async () => {
     assertBuilt(HOST);
+    work = mkdtempSync(join(tmpdir(), 'groupsec-netns-'));
+    pcap = join(work, 'bridge.pcap');
     hosts = await lab.bridge(
       fam.hosts.map((address, i) => ({
         suffix: 'abc'[i]!,
@@ -150,7 +153,7 @@ describe.skipIf(reason !== undefined).each(VARIANTS)('three hosts on a bridge, T
 
   afterAll(async () => {
     await lab.cleanup();
-    if (process.env.GROUPSEC_KEEP_PCAP !== '1') rmSync(work, { recursive: true, force: true });
+    if (work !== '' && process.env.GROUPSEC_KEEP_PCAP !== '1') rmSync(work, { recursive: true, force: true });
     else console.log(`[netns] capture kept in ${work}`);
   });
 
