@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsSkipReason(): string | undefined {
+  if (process.env.GROUPSEC_SKIP_NETNS === '1') return 'GROUPSEC_SKIP_NETNS=1';
   if (process.platform !== 'linux') return `network-namespace tests need Linux (this is ${process.platform})`;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'network-namespace tests need root';
   for (const tool of ['ip', 'sysctl']) {
