@@ -19,7 +19,7 @@
  */
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
 import { check, intOption, LINUX, loadLibc, type Libc } from './libc.js';
-import { addressBytes, addressFamily, addressText, isMulticast, sockaddrAddress, sockaddrIn, sockaddrIn6 } from './ip-address.js';
+import { addressBytes, addressFamily, addressText, isMulticast, sockaddrIn, sockaddrIn6 } from './ip-address.js';
 import { PacketSlab } from './packet-slab.js';
 
 /** IPPROTO_RAW: a send-only raw socket with the header included (raw(7), RFC 3542). */
@@ -104,6 +104,9 @@ export class RawIpBind implements NetworkBind {
   private readonly control = Buffer.alloc(CONTROL_SIZE);
   private readonly iov = Buffer.alloc(16);
   private readonly msghdr = Buffer.alloc(56);
+  /** Text of the last source / destination seen: most packets repeat one speaker and one group. */
+  private readonly srcText = new AddressTextCache();
+  private readonly dstText = new AddressTextCache();
   /** IPv6 SSM groups (canonical text) and the sources joined for each. */
   private readonly ssmSources = new Map<string, Set<string>>();
 
@@ -231,7 +234,7 @@ export class RawIpBind implements NetworkBind {
         continue;
       }
       const packet = this.slab.take(n);
-      this.deliver(packet, addressText(packet.subarray(12, 16)), addressText(packet.subarray(16, 20)));
+      this.deliver(packet, this.srcText.of(packet, 12, 4), this.dstText.of(packet, 16, 4));
     }
   }
 
@@ -246,7 +249,7 @@ export class RawIpBind implements NetworkBind {
       this.msghdr.writeInt32LE(0, 48);
       const n = this.libc.recvmsg(this.receiveFd, this.msghdr, 0);
       if (n < 0) return this.readFailed();
-      const src = sockaddrAddress(this.name, this.msghdr.readUInt32LE(8));
+      const src = this.msghdr.readUInt32LE(8) >= 24 ? this.srcText.of(this.name, 8, 16) : '';
       const ancillary = parseIpv6Control(this.control, Number(this.msghdr.readBigUInt64LE(40)));
       if (src === '' || ancillary.destination === undefined || n > 0xffff) {
         this.stats.receiveMalformed++;
@@ -258,7 +261,7 @@ export class RawIpBind implements NetworkBind {
       buf[7] = ancillary.hopLimit;
       this.name.copy(buf, 8, 8, 24);
       ancillary.destination.copy(buf, 24);
-      const dst = addressText(ancillary.destination);
+      const dst = this.dstText.of(ancillary.destination, 0, 16);
       const allowed = this.ssmSources.get(dst);
       if (allowed !== undefined && !allowed.has(src)) {
         this.stats.sourceFiltered++;
@@ -294,6 +297,24 @@ export class RawIpBind implements NetworkBind {
     this.poll = undefined;
     this.libc.close(this.receiveFd);
     this.libc.close(this.sendFd);
+  }
+}
+
+/** Remembers the text of the last address bytes it formatted (no allocation on a repeat). */
+class AddressTextCache {
+  private bytes = new Uint8Array(16);
+  private length = 0;
+  private text = '';
+
+  of(buf: Uint8Array, offset: number, length: number): string {
+    let same = length === this.length;
+    for (let i = 0; same && i < length; i++) same = buf[offset + i] === this.bytes[i];
+    if (!same) {
+      this.bytes.set(buf.subarray(offset, offset + length));
+      this.length = length;
+      this.text = addressText(buf.subarray(offset, offset + length));
+    }
+    return this.text;
   }
 }
 
