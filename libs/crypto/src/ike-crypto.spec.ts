@@ -255,5 +255,12 @@ describe('X.509', () => {
     expect(certReqHash(root.cert).length).toBe(20);
     expect(leaf.x509.subject).toContain('CN=member1.example');
     expect(() => parseCertificate(rnd(50))).toThrow(CryptoError);
+    // Parsing is cached by content: same object back, and verdicts stay per issuer.
+    expect(parseCertificate(leaf.der.slice())).toBe(leaf);
+    expect(validateChain(parseCertificate(leaf.der.slice()), [inter], [root.cert], now).length).toBe(3);
+    expect(() => validateChain(leaf, [inter], [other.cert], now)).toThrow(/no chain/);
+    const forged = leaf.der.slice();
+    forged[forged.length - 5] ^= 1; // signature bits: a different certificate that must not verify
+    expect(() => validateChain(parseCertificate(forged), [inter], [root.cert], now)).toThrow(/no chain/);
   });
 });

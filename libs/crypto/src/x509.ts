@@ -35,7 +35,31 @@ export interface Certificate {
 /** Most certificates on one chain (leaf included). */
 export const MAX_CHAIN_LENGTH = 8;
 
+/** Parsed certificates by DER digest, so a peer's repeated certificate is parsed once. */
+const parsed = new Map<string, Certificate>();
+/** Most cached parsed certificates (least recently used dropped first). */
+export const CERTIFICATE_CACHE_SIZE = 1024;
+
+/**
+ * Parses a DER certificate (throws CryptoError BAD_CERTIFICATE). Results are cached by the DER's
+ * SHA-256, and the same `Certificate` object is returned for the same bytes, so signature checks
+ * between two certificates are done once (see `validateChain`).
+ */
 export function parseCertificate(der: Uint8Array): Certificate {
+  const key = createHash('sha256').update(der).digest('base64');
+  const hit = parsed.get(key);
+  if (hit) {
+    parsed.delete(key);
+    parsed.set(key, hit);
+    return hit;
+  }
+  const cert = parseUncached(der);
+  parsed.set(key, cert);
+  if (parsed.size > CERTIFICATE_CACHE_SIZE) parsed.delete(parsed.keys().next().value!);
+  return cert;
+}
+
+function parseUncached(der: Uint8Array): Certificate {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(der);
@@ -92,13 +116,23 @@ export function validateChain(
   throw new CryptoError('BAD_CERTIFICATE', 'no chain to a trust anchor');
 }
 
+/** Signature checks already made: child -> issuer -> verdict. */
+const issuedCache = new WeakMap<Certificate, WeakMap<Certificate, boolean>>();
+
 function issuedBy(child: Certificate, issuer: Certificate): boolean {
   if (!issuer.x509.ca) return false;
+  let byIssuer = issuedCache.get(child);
+  const known = byIssuer?.get(issuer);
+  if (known !== undefined) return known;
+  let ok: boolean;
   try {
-    return child.x509.checkIssued(issuer.x509) && child.x509.verify(issuer.publicKey);
+    ok = child.x509.checkIssued(issuer.x509) && child.x509.verify(issuer.publicKey);
   } catch {
-    return false;
+    ok = false;
   }
+  if (!byIssuer) issuedCache.set(child, (byIssuer = new WeakMap()));
+  byIssuer.set(issuer, ok);
+  return ok;
 }
 
 /** Whether an IKE identity (§3.5) is the certificate's: SAN dNSName / rfc822Name / iPAddress, or subject DN. */
