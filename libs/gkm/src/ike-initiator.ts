@@ -67,6 +67,8 @@ export interface IkeInitiatorOptions extends IkeDeps {
    * the classic methods (RFC 4754 method 9 for ECDSA P-256).
    */
   signatureHashes?: boolean;
+  /** Send INITIAL_CONTACT (§2.4): the peer may delete our older IKE SAs. Default true. */
+  initialContact?: boolean;
 }
 
 export interface IkeEstablished {
@@ -98,7 +100,6 @@ export class IkeInitiator {
   private ke: KeyExchange;
   private cookie?: Uint8Array;
   private initRequest = EMPTY;
-  private authWire = EMPTY;
   private suite?: IkeChosenSuite;
   private nr = EMPTY;
   private peerHashes: number[] = [];
@@ -280,7 +281,7 @@ export class IkeInitiator {
     for (const hash of certReqHashes(o.peer)) inner.push(payload(IkePayload.CERTREQ, { encoding: 4, data: hash }));
     if (o.remoteId) inner.push(payload(IkePayload.IDr, o.remoteId));
     inner.push(...authPayloads.filter((x) => x.type === IkePayload.AUTH));
-    inner.push(notify(NotifyType.INITIAL_CONTACT, EMPTY));
+    if (o.initialContact !== false) inner.push(notify(NotifyType.INITIAL_CONTACT, EMPTY));
     inner.push(...(o.authPayloads ?? []));
     this.sa = new IkeSa(
       {
@@ -300,9 +301,9 @@ export class IkeInitiator {
       o,
       this.counters,
     );
-    this.authWire = this.sa.protect(o.authExchangeType ?? IkeExchange.IKE_AUTH, 1, false, inner);
+    const authWire = this.sa.protect(o.authExchangeType ?? IkeExchange.IKE_AUTH, 1, false, inner);
     this.phase = 'auth-sent';
-    this.transmit(this.authWire, true);
+    this.transmit(authWire, true);
   }
 
   private localAuthPayloads(octets: Uint8Array): IkePayloadEntry[] {
