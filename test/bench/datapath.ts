@@ -37,6 +37,10 @@ const ROUNDS = 5;
 const GROUP = '239.77.0.1';
 const SPEAKER = '127.0.0.1';
 const LOOPBACK_MS = 5_000;
+/** Datagrams the loopback sender may have in flight beyond the receiver's last report. */
+const LOOPBACK_WINDOW = 256;
+/** How often the loopback receiver reports progress. */
+const PROGRESS_MS = 5;
 
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const SALT = Buffer.from('a0a1a2a3', 'hex');
@@ -182,8 +186,11 @@ async function loopbackReceiver(port: number): Promise<void> {
   dp.installPolicy(POLICY);
   dp.installSa(loopbackSa(port));
   process.send!({ ready: true });
+  // Progress reports let the sender keep a bounded number of datagrams in flight.
+  const progress = setInterval(() => process.send!({ progress: plain.deliveredCount }), PROGRESS_MS);
   process.on('message', (m: { stop?: boolean }) => {
     if (!m.stop) return;
+    clearInterval(progress);
     // Let in-flight datagrams land before counting.
     setTimeout(() => {
       process.send!({ delivered: plain.deliveredCount, drops: dp.stats().drops }, () => {
@@ -213,17 +220,30 @@ async function loopback(): Promise<{ pps: number; loss: number; sent: number; de
     dp.installPolicy(POLICY);
     dp.installSa(loopbackSa(port));
     const packet = appPacket();
+    let acked = 0;
+    child.on('message', (m: { progress?: number }) => {
+      if (m.progress !== undefined) acked = m.progress;
+    });
+    let sentByUs = 0;
     const t0 = Date.now();
-    // Bounded: at most LOOPBACK_MS, in bursts that let the event loop flush the socket.
+    // Bounded: at most LOOPBACK_MS. Flow control: at most WINDOW datagrams beyond what the
+    // receiver last reported delivered (a socket receive buffer holds ~300 of them), sent in
+    // bursts that let the event loop flush the socket.
     while (Date.now() - t0 < LOOPBACK_MS) {
-      for (let i = 0; i < 32; i++) dp.send(packet);
+      if (sentByUs - acked >= LOOPBACK_WINDOW) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      for (let i = 0; i < 32; i++) if (dp.send(packet) === 'sent') sentByUs++;
       await yieldLoop();
     }
     const elapsed = Date.now() - t0;
     await new Promise((r) => setTimeout(r, 100));
     const sent = bind.stats.sentPackets;
     const result = new Promise<{ delivered: number; drops: Record<string, number> }>((resolve) =>
-      child.once('message', (m) => resolve(m as { delivered: number; drops: Record<string, number> })),
+      child.on('message', (m: { delivered?: number; drops?: Record<string, number> }) => {
+        if (m.delivered !== undefined) resolve(m as { delivered: number; drops: Record<string, number> });
+      }),
     );
     child.send({ stop: true });
     const { delivered, drops } = await result;
