@@ -6,7 +6,8 @@
  *       x {AES-GCM-16-256/PRF-SHA256/ECP-256, AES-CBC-256/HMAC-SHA-256-128/PRF-SHA256/Curve25519},
  * plus RSA certificates both ways, RFC 4754 ECDSA (method 9, no SIGNATURE_HASH_ALGORITHMS), and
  * charon asking for a CHILD_SA (refused with NO_PROPOSAL_CHOSEN, the IKE SA stays), and charon
- * demanding a COOKIE (RFC 7296 §2.6) that our initiator echoes.
+ * demanding a COOKIE (RFC 7296 §2.6) that our initiator echoes, and IPv6 both ways (charon must
+ * see no NAT, which checks our NAT_DETECTION hashes).
  * Each case asserts: our side reports the SA; `swanctl --list-sas` shows it ESTABLISHED with our
  * SPIs and the proposal; charon's log names the AUTH method it verified for our identity; every
  * SK_* key charon logged (ike = 4) equals ours byte for byte; and charon's Delete reaches our SA.
@@ -33,6 +34,8 @@ if (reason) console.log(`[netns] strongswan.test.ts skipped: ${reason}`);
 const PEER = fileURLToPath(new URL('../../dist/test/support/ike-peer.js', import.meta.url));
 const CHARON_IP = '10.77.0.1';
 const OUR_IP = '10.77.0.2';
+const CHARON_IP6 = 'fd77::1';
+const OUR_IP6 = 'fd77::2';
 const CHARON_ID = 'charon.example';
 const GCKS_ID = 'gcks.groupsec.example';
 
@@ -95,6 +98,8 @@ const CASES: Case[] = [
     port: 500,
     ourAuthInLog: PSK_LOG,
   },
+  { name: 'we-psk-v6', dir: 'we-initiate', auth: 'psk', ...GCM, addr: 'fd77::25', port: 500, ourAuthInLog: PSK_LOG },
+  { name: 'sw-cert-v6', dir: 'charon-initiates', auth: 'cert', ...CBC, addr: 'fd77::26', port: 500, ourAuthInLog: ECDSA14 },
   { name: 'we-cookie-psk', dir: 'we-initiate', auth: 'psk', ...CBC, addr: '10.77.0.22', port: 500, cookie: true, ourAuthInLog: PSK_LOG },
 ];
 /** How `swanctl --list-sas` names a suite, e.g. AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256. */
@@ -105,6 +110,9 @@ function charonSuiteName(p: IkeProposalConfig): string {
   const group = p.group === KeGroup.ECP_256 ? 'ECP_256' : 'CURVE_25519';
   return `${encr}${integ}/${prf}/${group}`;
 }
+
+const v6 = (c: Case) => c.addr.includes(':');
+const charonAddr = (c: Case) => (v6(c) ? CHARON_IP6 : CHARON_IP);
 
 const ourId = (c: Case) => (c.dir === 'we-initiate' ? `${c.name}.groupsec.example` : GCKS_ID);
 const charonId = (c: Case) => (c.auth === 'cert' ? (c.charonKey === 'rsa' ? `rsa.${CHARON_ID}` : CHARON_ID) : `${c.name}.${CHARON_ID}`);
@@ -157,7 +165,7 @@ function swanctlConf(): string {
         : `remote { auth = pubkey\n id = ${ourId(c)}\n cacerts = ca.pem }`;
     return `${c.name} {
   version = 2
-  local_addrs = ${CHARON_IP}
+  local_addrs = ${charonAddr(c)}
   remote_addrs = ${c.addr}
   proposals = ${c.swProposal}
   ${local}
@@ -182,10 +190,12 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
   beforeAll(async () => {
     assertBuilt(PEER);
     const [sw, gs] = await lab.bridge([
-      { suffix: 'sw', ipv4: CHARON_IP },
-      { suffix: 'gs', ipv4: OUR_IP },
+      { suffix: 'sw', ipv4: CHARON_IP, ipv6: CHARON_IP6 },
+      { suffix: 'gs', ipv4: OUR_IP, ipv6: OUR_IP6 },
     ]);
-    for (const c of CASES) await lab.run(gs!.ns, 'ip', ['addr', 'add', `${c.addr}/24`, 'dev', 'eth0']);
+    for (const c of CASES) {
+      await lab.run(gs!.ns, 'ip', v6(c) ? ['-6', 'addr', 'add', `${c.addr}/64`, 'dev', 'eth0', 'nodad'] : ['addr', 'add', `${c.addr}/24`, 'dev', 'eth0']);
+    }
 
     pki = makeCa(new Date());
     const charonCert = pki.issue(CHARON_ID);
@@ -261,7 +271,7 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
         const cert = ourCerts.get(ourId(c));
         const cmd: InitiateCommand = {
           local: c.addr,
-          remote: CHARON_IP,
+          remote: charonAddr(c),
           port: c.port,
           proposals: [c.proposal],
           localId: ourId(c),
@@ -304,7 +314,10 @@ describe.skipIf(reason !== undefined)('IKEv2 interop with strongSwan charon', ()
       const sas = await charon.listSas(c.name);
       expect(sas).toMatch(new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i`));
       expect(sas).toContain(charonSuiteName(c.proposal));
-      expect(charon.log().slice(logOffset)).toContain(`authentication of '${ourId(c)}' with ${c.ourAuthInLog} successful`);
+      const log = charon.log().slice(logOffset);
+      expect(log).toContain(`authentication of '${ourId(c)}' with ${c.ourAuthInLog} successful`);
+      // Our NAT_DETECTION hashes (IPv4 and IPv6) match what charon computes: it sees no NAT.
+      expect(log).not.toMatch(/behind NAT/);
       expectKeysMatchCharon(keys, logOffset);
       // charon's INFORMATIONAL Delete reaches our SA and is answered.
       await charon.terminateIke(c.name);

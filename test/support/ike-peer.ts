@@ -134,7 +134,7 @@ async function main(): Promise<void> {
 
   for (const address of cfg.addresses) {
     for (const [port, marker] of [[500, false], [4500, true]] as const) {
-      const s = createSocket({ type: 'udp4' });
+      const s = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.bind(port, address, () => resolve());
