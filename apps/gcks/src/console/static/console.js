@@ -55,10 +55,10 @@ async function api(method, path, body) {
 
 // ---- forms ---------------------------------------------------------------------------------------
 // A field: { name, label, type: text|number|select|checkbox|list|textarea|password, options, nullable, placeholder }
-function fieldInput(f, value) {
-  const id = `f-${f.name}`;
+function fieldInput(key, f, value) {
+  const id = `${key}-${f.name}`;
   if (f.type === 'checkbox') {
-    return h('label', { class: 'check' }, h('input', { type: 'checkbox', id, name: f.name, checked: value === true }), f.label);
+    return h('label', { class: 'check' }, h('input', { type: 'checkbox', id, name: f.name, checked: (value ?? f.default) === true }), f.label);
   }
   let input;
   if (f.type === 'select') {
@@ -110,8 +110,8 @@ function showErrors(form, err) {
   }
 }
 
-function formView({ fields, values, submitLabel, onSubmit, onCancel }) {
-  const form = h('form', { class: 'grid', novalidate: true }, fields.map((f) => fieldInput(f, values?.[f.name])),
+function formView({ key, fields, values, submitLabel, onSubmit, onCancel }) {
+  const form = h('form', { class: 'grid', novalidate: true }, fields.map((f) => fieldInput(key, f, values?.[f.name])),
     h('div', { class: 'form-actions' },
       h('button', { type: 'submit', class: 'primary' }, submitLabel),
       onCancel ? h('button', { type: 'button', onclick: onCancel }, 'Cancel') : null));
@@ -207,14 +207,16 @@ function signInView() {
     h('p', {}, h('button', { type: 'submit', class: 'primary' }, 'Sign in')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-    try {
-      await api('GET', '/groups');
+    const token = input.value.trim();
+    const res = await fetch('/api/v1/groups', { headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+    if (res?.ok) {
+      sessionStorage.setItem(TOKEN_KEY, token);
       location.hash = '#/groups';
-    } catch {
-      form.querySelector('.error-box')?.remove();
-      form.prepend(h('div', { class: 'error-box', role: 'alert' }, 'That token was not accepted.'));
+      if (location.hash === '#/groups') route();
+      return;
     }
+    form.querySelector('.error-box')?.remove();
+    form.prepend(h('div', { class: 'error-box', role: 'alert' }, res ? 'That token was not accepted.' : 'The GCKS did not answer.'));
   });
   render(h('section', { class: 'card signin' }, h('h1', {}, 'Sign in'), form));
   input.focus();
@@ -224,7 +226,7 @@ async function groupsView() {
   const groups = await api('GET', '/groups');
   const createBox = h('details', {}, h('summary', {}, 'New group'),
     formView({
-      fields: GROUP_FIELDS, values: null, submitLabel: 'Create group',
+      key: 'group', fields: GROUP_FIELDS, values: null, submitLabel: 'Create group',
       onSubmit: async (body) => {
         const g = await api('POST', '/groups', body);
         toast(`Group ${g.name} created`);
@@ -261,18 +263,18 @@ async function groupView(id, editPolicyId) {
   const reload = () => groupView(id).catch(handleError);
   const editGroup = h('details', {}, h('summary', {}, 'Edit group settings'),
     formView({
-      fields: GROUP_FIELDS, values: g, submitLabel: 'Save group',
+      key: 'group', fields: GROUP_FIELDS, values: g, submitLabel: 'Save group',
       onSubmit: async (body) => { await api('PATCH', `/groups/${id}`, body); toast('Group saved'); reload(); },
     }));
   const editing = policies.find((p) => p.id === editPolicyId);
   const policyForm = editing
     ? h('section', { class: 'card' }, h('h2', {}, `Edit policy ${editing.name}`), formView({
-      fields: POLICY_FIELDS, values: { ...editing, antiReplay: String(editing.antiReplay) }, submitLabel: 'Save policy',
+      key: 'policy', fields: POLICY_FIELDS, values: { ...editing, antiReplay: String(editing.antiReplay) }, submitLabel: 'Save policy',
       onSubmit: async (body) => { await api('PATCH', `/groups/${id}/policies/${editing.id}`, fixBooleans(body)); toast('Policy saved'); reload(); },
       onCancel: reload,
     }))
     : h('details', {}, h('summary', {}, 'New policy'), formView({
-      fields: POLICY_FIELDS, values: null, submitLabel: 'Add policy',
+      key: 'policy', fields: POLICY_FIELDS, values: null, submitLabel: 'Add policy',
       onSubmit: async (body) => { await api('POST', `/groups/${id}/policies`, fixBooleans(body)); toast('Policy added'); reload(); },
     }));
   render(
@@ -310,7 +312,7 @@ async function groupView(id, editPolicyId) {
       } }, 'Delete') },
     ], rules, 'No PAD rules: nobody may join yet.'),
     h('details', {}, h('summary', {}, 'New PAD rule'), formView({
-      fields: PAD_FIELDS, values: null, submitLabel: 'Add rule',
+      key: 'pad', fields: PAD_FIELDS, values: null, submitLabel: 'Add rule',
       onSubmit: async (body) => { await api('POST', `/groups/${id}/pad-rules`, body); toast('Rule added'); reload(); },
     }))),
     h('h2', {}, 'Trust anchors'),
@@ -324,7 +326,7 @@ async function groupView(id, editPolicyId) {
       } }, 'Delete') },
     ], anchors, 'No trust anchors.'),
     h('details', {}, h('summary', {}, 'Add trust anchor'), formView({
-      fields: ANCHOR_FIELDS, values: null, submitLabel: 'Add',
+      key: 'anchor', fields: ANCHOR_FIELDS, values: null, submitLabel: 'Add',
       onSubmit: async (body) => { await api('POST', `/groups/${id}/trust-anchors`, body); toast('Trust anchor added'); reload(); },
     }))),
     h('h2', {}, 'Members'),
