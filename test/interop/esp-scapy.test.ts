@@ -17,6 +17,7 @@ const VECTORS = fileURLToPath(new URL('../vectors/esp/scapy-vectors.json', impor
 interface ScapyCase {
   spi: number;
   mode: 'tunnel' | 'transport';
+  preservation: 'none' | 'both';
   family: 4 | 6;
   transform: 'gcm' | 'cbc';
   keyBits: 128 | 256;
@@ -41,7 +42,7 @@ export function saFor(c: ScapyCase): SaConfig {
     policyId: 'p',
     destination: c.innerDst,
     mode: c.mode,
-    addressPreservation: c.mode === 'tunnel' ? 'both' : 'none',
+    addressPreservation: c.preservation,
     transform: { kind: c.transform === 'gcm' ? 'aes-gcm-16' : 'aes-cbc-hmac-sha256', keyBits: c.keyBits },
     encryptionKey: Buffer.from(c.encKey, 'hex'),
     integrityKey: c.transform === 'cbc' ? Buffer.from(c.intKey, 'hex') : undefined,
@@ -54,7 +55,11 @@ function cases(): ScapyCase[] {
   const out: ScapyCase[] = [];
   let spi = 0x00b20000;
   for (const family of [4, 6] as const) {
-    for (const mode of ['tunnel', 'transport'] as const) {
+    for (const [mode, preservation] of [
+      ['tunnel', 'both'],
+      ['tunnel', 'none'],
+      ['transport', 'none'],
+    ] as const) {
       for (const [transform, keyBits] of [
         ['gcm', 128],
         ['gcm', 256],
@@ -67,6 +72,7 @@ function cases(): ScapyCase[] {
           out.push({
             spi,
             mode,
+            preservation,
             family,
             transform,
             keyBits,
@@ -74,8 +80,9 @@ function cases(): ScapyCase[] {
             intKey: Buffer.from(Array.from({ length: 32 }, (_, i) => (spi + i * 29) & 0xff)).toString('hex'),
             innerSrc: src,
             innerDst: family === 4 ? '232.7.7.7' : 'ff3e::7:7',
-            // Preservation "both": the outer addresses equal the inner ones.
-            outerSrc: src,
+            // Preservation "both": the outer addresses equal the inner ones; "none": the tunnel
+            // source is the gateway's own address (the destination stays the group).
+            outerSrc: preservation === 'both' ? src : family === 4 ? '192.0.2.77' : '2001:db8::77',
             outerDst: family === 4 ? '232.7.7.7' : 'ff3e::7:7',
             udp,
             seq: 1 + (spi & 0xf),
@@ -111,7 +118,7 @@ describe('ESP interop with scapy', () => {
     const vectors = [];
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i]!;
-      const name = `IPv${c.family} ${c.mode} ${c.transform}-${c.keyBits}${c.udp ? ' in UDP' : ''}`;
+      const name = `IPv${c.family} ${c.mode}${c.mode === 'tunnel' ? `/${c.preservation}` : ''} ${c.transform}-${c.keyBits}${c.udp ? ' in UDP' : ''}`;
       const { sut, port } = receiver(saFor(c));
       const outcome = sut.receive({
         framing: 'raw-ip',

@@ -15,6 +15,7 @@ interface Vector {
   case: {
     spi: number;
     mode: 'tunnel' | 'transport';
+    preservation: 'none' | 'both';
     family: 4 | 6;
     transform: 'gcm' | 'cbc';
     keyBits: 128 | 256;
@@ -41,7 +42,7 @@ function saOf(v: Vector, extra: Partial<SaConfig> = {}): SaConfig {
     policyId: 'p',
     destination: c.innerDst,
     mode: c.mode,
-    addressPreservation: c.mode === 'tunnel' ? 'both' : 'none',
+    addressPreservation: c.preservation,
     transform: { kind: c.transform === 'gcm' ? 'aes-gcm-16' : 'aes-cbc-hmac-sha256', keyBits: c.keyBits },
     encryptionKey: Buffer.from(c.encKey, 'hex'),
     integrityKey: c.transform === 'cbc' ? Buffer.from(c.intKey, 'hex') : undefined,
@@ -72,7 +73,7 @@ function espOffset(v: Vector): number {
 
 describe('golden ESP vectors from scapy', () => {
   it('holds the full matrix', () => {
-    expect(vectors.length).toBe(24);
+    expect(vectors.length).toBe(36);
   });
 
   for (const v of vectors) {
@@ -139,7 +140,15 @@ describe('golden ESP vectors from scapy', () => {
         expect(r.onlyDrop()).toEqual(['policyMismatch']);
       });
 
-      if (v.case.mode === 'tunnel' && v.case.family === 4) {
+      if (v.case.mode === 'tunnel' && v.case.preservation === 'none') {
+        it('is delivered although the outer source differs from the inner one (nothing preserved)', () => {
+          const r = receiver(v);
+          expect(r.feed(bytes(v))).toBe('delivered');
+          expect(v.case.outerSrc).not.toBe(v.case.innerSrc);
+        });
+      }
+
+      if (v.case.mode === 'tunnel' && v.case.preservation === 'both' && v.case.family === 4) {
         it('drops and audits an outer source that differs from the inner one (preservation)', () => {
           const r = receiver(v);
           const audits: string[] = [];
