@@ -37,7 +37,7 @@ const TABLES = ['groups', 'policies', 'pad_rules', 'trust_anchors', 'members', '
 /** The GCKS Nest app on a fresh temporary data directory (real SQLite file, migrations applied). */
 export async function startTestGcks(): Promise<TestGcks> {
   const dir = tempDir('gcks-e2e-');
-  const config = loadConfig({ GCKS_DATA_DIR: dir.path, GCKS_HTTP_PORT: '0', GCKS_LOG_JSON: 'false' });
+  const config = loadConfig({ GCKS_DATA_DIR: dir.path, GCKS_HTTP_PORT: '0', GCKS_IKE_PORT: '0', GCKS_LOG_JSON: 'false' });
   const logger = new CapturingLogger();
   const gcks = await createApp(config, { logger });
   const ds = gcks.app.get(DataSource);

@@ -87,6 +87,8 @@ function saInfo(sa: IkeSa): Record<string, unknown> {
   return {
     spiI: hex(sa.state.spiI),
     spiR: hex(sa.state.spiR),
+    ni: hex(sa.state.ni),
+    nr: hex(sa.state.nr),
     peerId: new TextDecoder().decode(sa.state.peerId.data),
     encrId: sa.state.suite.sk.encrId,
     group: sa.state.suite.group,
