@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Datapath, type GspdEntry, type SaConfig } from '@app/datapath';
-import { internetChecksum, udp4Packet } from '../../../../test/support/netns-packets.js';
+import { internetChecksum, udp4Packet, udp6Packet } from '../../../../test/support/netns-packets.js';
 import { UdpBind } from './udp-bind.js';
 import { UdpPlaintextPort } from './udp-plaintext-port.js';
 
@@ -162,6 +162,30 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     // The UDP checksum verifies over the pseudo-header (RFC 768): the sum with it included is 0.
     const pseudo = Buffer.concat([p.subarray(12, 20), Buffer.from([0, 17, 0, p.length - 20]), p.subarray(20)]);
     expect(internetChecksum(pseudo)).toBe(0);
+  });
+
+  it('does the same over IPv6 (groups and applications on ::1)', async () => {
+    const sut = await UdpPlaintextPort.open({
+      sourceAddress: '2001:db8::7',
+      groups: [{ group: 'ff3e::7', groupPort: APP_PORT, listen: { address: '::1', port: 0 } }],
+    });
+    closers.push(() => sut.close());
+    const built: Uint8Array[] = [];
+    sut.onPacket((p) => built.push(p));
+    const socket = dgram.createSocket('udp6');
+    await new Promise<void>((r) => socket.bind(0, '::1', r));
+    const got: string[] = [];
+    socket.on('message', (m) => got.push(m.toString()));
+    closers.push(() => new Promise<void>((r) => socket.close(() => r())));
+    const myPort = (socket.address() as AddressInfo).port;
+    socket.send('six', sut.listenEndpoint('ff3e::7', APP_PORT)!.port, '::1');
+    await waitFor(() => built.length === 1);
+    const expected = udp6Packet({ src: '2001:db8::7', dst: 'ff3e::7', srcPort: myPort, dstPort: APP_PORT, payload: Buffer.from('six'), hopLimit: 1 });
+    expect(Buffer.from(built[0]!).toString('hex')).toBe(expected.toString('hex'));
+    // And back: a delivered IPv6 packet reaches the application that spoke (it is subscribed).
+    sut.deliver(udp6Packet({ src: '2001:db8::9', dst: 'ff3e::7', srcPort: 1, dstPort: APP_PORT, payload: Buffer.from('back') }));
+    await waitFor(() => got.length === 1);
+    expect(got).toEqual(['back']);
   });
 
   it('refuses bad configuration', async () => {
