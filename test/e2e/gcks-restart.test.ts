@@ -34,7 +34,7 @@ describe('compiled GCKS process: first start, restart, token rotation', () => {
   beforeAll(async () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    env = { GCKS_DATA_DIR: join(dir.path, 'data'), GCKS_HTTP_PORT: String(port), GCKS_LOG_LEVEL: 'warn' };
+    env = { GCKS_DATA_DIR: join(dir.path, 'data'), GCKS_HTTP_PORT: String(port), GCKS_IKE_PORT: '0', GCKS_LOG_LEVEL: 'warn' };
   });
 
   afterAll(async () => {
