@@ -56,6 +56,7 @@ export interface HeldPacket {
 export interface ContextOptions {
   clock: Clock;
   holdQueue: number;
+  failOpen: boolean;
   holdMs: number;
   registrationRetryMs: number;
   localAddresses: { v4?: Uint8Array; v6?: Uint8Array };
@@ -68,6 +69,7 @@ export class DatapathContext {
   readonly drops: Record<DropReason, number>;
   sent = 0;
   bypassed = 0;
+  sentClear = 0;
   delivered = 0;
   ike = 0;
   keepalives = 0;
@@ -205,16 +207,7 @@ export class DatapathContext {
   holdForSa(entry: CompiledEntry, packet: Uint8Array, dstOffset: number, addressLength: number, register: boolean): boolean {
     const groupId = entry.groupId!;
     const now = this.clock.now();
-    const last = this.lastRegistration.get(groupId);
-    if (register && (last === undefined || now - last >= this.options.registrationRetryMs)) {
-      this.lastRegistration.set(groupId, now);
-      this.registrationNeeded.emit({
-        groupId,
-        policyId: entry.id,
-        destination: formatIpAddress(packet, dstOffset, addressLength),
-        at: now,
-      });
-    }
+    if (register) this.raiseRegistration(entry, packet, dstOffset, addressLength);
     if (this.options.holdQueue === 0) {
       this.drop('noRegistration');
       return false;
@@ -236,6 +229,21 @@ export class DatapathContext {
     q.push({ packet: Uint8Array.from(packet), at: now });
     this.heldCount++;
     return true;
+  }
+
+  /** The RFC 5374 §4.1.1 registration trigger, at most once per registrationRetryMs per group. */
+  raiseRegistration(entry: CompiledEntry, packet: Uint8Array, dstOffset: number, addressLength: number): void {
+    const groupId = entry.groupId!;
+    const now = this.clock.now();
+    const last = this.lastRegistration.get(groupId);
+    if (last !== undefined && now - last < this.options.registrationRetryMs) return;
+    this.lastRegistration.set(groupId, now);
+    this.registrationNeeded.emit({
+      groupId,
+      policyId: entry.id,
+      destination: formatIpAddress(packet, dstOffset, addressLength),
+      at: now,
+    });
   }
 
   /** Registration is over for this group (an SA arrived): forget the rate limit. */

@@ -444,4 +444,20 @@ describe('Datapath send/receive', () => {
     deliver();
     expect(b.port.delivered).toHaveLength(3);
   });
+
+  it('fail-open sends a protected group in clear until its SA arrives, still asking to register', () => {
+    const clock = new ManualClock();
+    const bind = new MemoryNetworkBind({ framings: ['raw-ip'] });
+    const sut = new Datapath({ clock, bind, port: new MemoryPlaintextPort(), failOpen: true });
+    sut.installPolicy(policy());
+    const events: RegistrationNeededEvent[] = [];
+    sut.onRegistrationNeeded((e) => events.push(e));
+    const pkt = app();
+    expect(sut.send(pkt)).toBe('sentClear');
+    expect(Buffer.from(bind.sent[0]!.data)).toEqual(Buffer.from(pkt));
+    expect(events).toHaveLength(1);
+    sut.installSa(gcmSa({ spi: 0x100f }));
+    expect(sut.send(pkt)).toBe('sent');
+    expect(sut.stats()).toMatchObject({ sentClear: 1, sent: 1, bypassed: 0, held: 0 });
+  });
 });

@@ -30,6 +30,12 @@ export interface DatapathOptions {
   readonly port?: PlaintextPort;
   /** Packets held per group while registration runs (0 = drop them). Default 8, at most 256. */
   readonly holdQueue?: number;
+  /**
+   * Fail-open: send a PROTECT entry's packets in clear (as BYPASS, counted in `sentClear`) while
+   * no SA is usable, instead of holding or dropping them (fail-close, the default). The
+   * registration event is raised either way. Needs a bind that carries 'raw-ip'.
+   */
+  readonly failOpen?: boolean;
   /** Held packets older than this are dropped (ms). Default 10 s. */
   readonly holdMs?: number;
   /** Minimum interval between two registration-needed events for one group (ms). Default 5 s. */
@@ -73,6 +79,7 @@ export class Datapath implements DatapathApi {
     this.ctx = new DatapathContext({
       clock: options.clock,
       holdQueue,
+      failOpen: options.failOpen ?? false,
       holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
       registrationRetryMs: options.registrationRetryMs ?? DEFAULT_REGISTRATION_RETRY_MS,
       localAddresses: { v4: local(options.localAddresses?.v4, 4), v6: local(options.localAddresses?.v6, 6) },
@@ -201,6 +208,7 @@ export class Datapath implements DatapathApi {
       drops: { ...ctx.drops },
       sent: ctx.sent,
       bypassed: ctx.bypassed,
+      sentClear: ctx.sentClear,
       delivered: ctx.delivered,
       held: ctx.heldCount,
       ike: ctx.ike,

@@ -8,7 +8,8 @@
  *   3. SA        the speaker's active SA for that entry: among sendable SAs whose activation time
  *                has come, the latest (leading edge once active, trailing edge until then,
  *                RFC 5374 §4.2.1). None -> "registration needed" event + bounded hold queue;
- *                only a not-yet-active SA -> the hold queue without the event.
+ *                only a not-yet-active SA -> the hold queue without the event. With
+ *                `failOpen` (an operator's choice) such packets go out in clear instead.
  *   4. lifetime  hard limits delete the SA (event), soft limits raise an event once
  *   5. build     one output buffer: [outer IP [UDP]] ESP header, IV, payload, padding, trailer, ICV.
  *                Tunnel mode copies the outer source/destination from the inner header when the SA
@@ -49,7 +50,7 @@ import type { CompiledEntry } from './gspd.js';
 import type { SaEntry } from './sa-table.js';
 
 /** What happened to one outbound packet. */
-export type SendOutcome = 'sent' | 'bypassed' | 'dropped' | 'held';
+export type SendOutcome = 'sent' | 'bypassed' | 'sentClear' | 'dropped' | 'held';
 
 function put32(out: Uint8Array, o: number, v: number): void {
   out[o] = (v >>> 24) & 0xff;
@@ -104,13 +105,20 @@ export class SendPipeline {
     }
     if (sa === 'pending' || !sa) {
       if (fromHoldQueue) return 'held';
+      if (ctx.options.failOpen) {
+        // Operator's choice (fail-open): traffic flows in clear until the SA is there.
+        if (sa !== 'pending') ctx.raiseRegistration(entry, packet, p.dstOffset, p.addressLength);
+        const outcome = this.bypass(packet, p, false);
+        if (outcome === 'bypassed') ctx.sentClear++;
+        return outcome === 'bypassed' ? 'sentClear' : outcome;
+      }
       // 'pending': an SA is installed but not yet active, so registration is not what is missing.
       return ctx.holdForSa(entry, packet, p.dstOffset, p.addressLength, sa !== 'pending') ? 'held' : 'dropped';
     }
     return this.protect(sa, packet, p, now);
   }
 
-  private bypass(packet: Uint8Array, p: IpPacketInfo): SendOutcome {
+  private bypass(packet: Uint8Array, p: IpPacketInfo, count = true): SendOutcome {
     const ctx = this.ctx;
     const bind = ctx.bind;
     if (!bind || !bind.supports('raw-ip')) {
@@ -132,7 +140,7 @@ export class SendPipeline {
       ctx.drop('bindError');
       return 'dropped';
     }
-    ctx.bypassed++;
+    if (count) ctx.bypassed++;
     return 'bypassed';
   }
 

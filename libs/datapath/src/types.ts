@@ -197,6 +197,8 @@ export interface DatapathStats {
   readonly sent: number;
   /** Packets sent as BYPASS. */
   readonly bypassed: number;
+  /** Packets of a PROTECT entry sent in clear because no SA was usable (fail-open only). */
+  readonly sentClear: number;
   /** Packets verified and delivered to the plaintext port. */
   readonly delivered: number;
   /** Packets currently held waiting for registration. */
