@@ -26,7 +26,27 @@ export function netnsSkipReason(): string | undefined {
   } catch {
     return 'network-namespace tests need /dev/net/tun';
   }
-  return undefined;
+  // Root is not always enough (a container without CAP_SYS_ADMIN): try once per process.
+  probed ??= probeNamespaces();
+  return probed === '' ? undefined : probed;
+}
+
+let probed: string | undefined;
+
+function probeNamespaces(): string {
+  const ns = `gs${process.pid}probe`;
+  try {
+    execFileSync('ip', ['netns', 'add', ns], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
+    return `cannot create a network namespace here: ${stderr || (err as Error).message}`;
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    // left for the next cleanup; nothing runs in it
+  }
+  return '';
 }
 
 /**
