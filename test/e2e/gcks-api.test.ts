@@ -91,6 +91,36 @@ describe('health, authentication and error shape', () => {
     await expectRejected(() => api.patch(`/api/v1/groups/${g.id}`, { id: 'forged' }), 'id');
   });
 
+  it('answers bodies of the wrong shape and nulls in non-nullable fields with 400, never 500', async () => {
+    const before = await gcks.counts();
+    for (const body of ['[]', '"text"', '123', 'null', '[{"name":"x","address":"239.1.1.1"}]']) {
+      const res = await request(gcks.server).post('/api/v1/groups').set(auth()).set('Content-Type', 'application/json').send(body);
+      expect(res.status, body).toBe(400);
+      expect(['VALIDATION_FAILED', 'MALFORMED_BODY']).toContain(res.body.code);
+    }
+    const g = await createGroup();
+    const after = await gcks.counts();
+    await expectRejected(() => api.patch(`/api/v1/groups/${g.id}`, { address: null }), 'address');
+    await expectRejected(() => api.patch(`/api/v1/groups/${g.id}`, { name: null }), 'name');
+    await expectRejected(() => api.post('/api/v1/groups', { name: 'n', address: '239.1.1.1', enabled: null }), 'enabled');
+    await expectRejected(() => api.post(`/api/v1/groups/${g.id}/policies`, { name: 'p', atd: null }), 'atd');
+    const p = await api.post(`/api/v1/groups/${g.id}/policies`, { name: 'p', protocol: null });
+    expect(p.status).toBe(201);
+    await expectRejected(() => api.patch(`/api/v1/groups/${g.id}/policies/${p.body.id}`, { mode: null }), 'mode');
+    await expectRejected(() => api.post(`/api/v1/groups/${g.id}/pad-rules`, { idType: 'subject', pattern: 'CN=x', kind: null }), 'kind');
+    expect((await gcks.counts()).groups).toBe(after.groups);
+    expect(before.groups + 1).toBe(after.groups);
+  });
+
+  it('refuses oversized bodies with 413 and unknown query parameters with 400', async () => {
+    const before = await gcks.counts();
+    const huge = await api.post('/api/v1/groups', { name: 'big', address: '239.1.1.1', pad: 'x'.repeat(300_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.body.code).toBe('PAYLOAD_TOO_LARGE');
+    await expectRejected(() => api.get('/api/v1/audit?sort=asc'), 'sort');
+    expect(await gcks.counts()).toEqual(before);
+  });
+
   it('answers unknown ids and routes with 404', async () => {
     for (const path of [
       '/api/v1/groups/00000000-0000-0000-0000-000000000000',

@@ -72,3 +72,14 @@ export class DomainError extends Error {
 export function assertValid(errors: readonly FieldError[]): void {
   if (errors.length > 0) throw DomainError.validation(errors);
 }
+
+/**
+ * `@IsOptional()` lets `null` through; for fields that cannot be null this turns such a value into
+ * a validation error naming the field, instead of a database constraint failure.
+ */
+export function rejectNulls(dto: object, nullable: readonly string[]): void {
+  const errors: FieldError[] = Object.entries(dto)
+    .filter(([k, v]) => v === null && !nullable.includes(k))
+    .map(([field]) => ({ field, message: `${field} cannot be null` }));
+  assertValid(errors);
+}

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditService, diff } from '../audit/audit.service.js';
 import { CLOCK, type Clock } from '../common/clock.js';
-import { DomainError, assertValid, type FieldError } from '../common/domain-error.js';
+import { DomainError, assertValid, rejectNulls, type FieldError } from '../common/domain-error.js';
 import type { Actor } from '../common/request-context.js';
 import { GroupEntity, type ServiceModel } from '../database/entities/group.entity.js';
 import { PadRuleEntity } from '../database/entities/pad-rule.entity.js';
@@ -22,6 +22,8 @@ export const DEFAULT_MAX_SPEAKERS: { readonly [M in ServiceModel]: number } = {
   'per-speaker': 16,
   'any-to-any': 64,
 };
+
+const NULLABLE_GROUP_FIELDS = ['rekeyAddress', 'rekeyPort'];
 
 /** Which group field a policy cross-check failure is reported on when the group changes. */
 const POLICY_FIELD_TO_GROUP_FIELD: Readonly<Record<string, string>> = {
@@ -54,6 +56,7 @@ export class GroupsService {
   }
 
   create(dto: CreateGroupDto, who: Actor): Promise<GroupEntity> {
+    rejectNulls(dto, NULLABLE_GROUP_FIELDS);
     const addressType = dto.addressType ?? 'multicast';
     const rekeyTransport = dto.rekeyTransport ?? 'multicast';
     const serviceModel = dto.serviceModel ?? 'per-speaker';
@@ -89,6 +92,7 @@ export class GroupsService {
   }
 
   update(id: string, dto: UpdateGroupDto, who: Actor): Promise<GroupEntity> {
+    rejectNulls(dto, NULLABLE_GROUP_FIELDS);
     return this.uow.run(async (em) => {
       const before = await loadGroup(em, id);
       const next: GroupSettings = { ...pickSettings(before) };

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditService, diff } from '../audit/audit.service.js';
 import { CLOCK, type Clock } from '../common/clock.js';
-import { DomainError, assertValid } from '../common/domain-error.js';
+import { DomainError, assertValid, rejectNulls } from '../common/domain-error.js';
 import type { Actor } from '../common/request-context.js';
 import { PadRuleEntity } from '../database/entities/pad-rule.entity.js';
 import { TrustAnchorEntity } from '../database/entities/trust-anchor.entity.js';
@@ -47,6 +47,7 @@ export class PadService {
   }
 
   createRule(groupId: string, dto: CreatePadRuleDto, who: Actor): Promise<PadRuleResponse> {
+    rejectNulls(dto, ['role']);
     return this.uow.run(async (em) => {
       const group = await loadGroup(em, groupId);
       const kind = dto.kind ?? 'member';
@@ -76,6 +77,7 @@ export class PadService {
   }
 
   updateRule(groupId: string, id: string, dto: UpdatePadRuleDto, who: Actor): Promise<PadRuleResponse> {
+    rejectNulls(dto, ['role']);
     return this.uow.run(async (em) => {
       const group = await loadGroup(em, groupId);
       const before = await loadRule(em, groupId, id);

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditService, diff } from '../audit/audit.service.js';
 import { CLOCK, type Clock } from '../common/clock.js';
-import { DomainError, assertValid } from '../common/domain-error.js';
+import { DomainError, assertValid, rejectNulls } from '../common/domain-error.js';
 import type { Actor } from '../common/request-context.js';
 import type { GroupEntity } from '../database/entities/group.entity.js';
 import { PolicyEntity } from '../database/entities/policy.entity.js';
@@ -29,6 +29,8 @@ export const POLICY_DEFAULTS = {
   rekeyRetransmissions: 2,
   leaveBehaviour: 'immediate',
 } as const;
+
+const NULLABLE_POLICY_FIELDS = ['protocol', 'sourcePort', 'destinationPort', 'leaveBatchInterval'];
 
 /** The host prefix of the group's own address, the default (and widest allowed) destination. */
 export function groupDestination(g: Pick<GroupEntity, 'address' | 'addressType' | 'ipVersion'>): string {
@@ -60,6 +62,7 @@ export class PoliciesService {
   }
 
   create(groupId: string, dto: CreatePolicyDto, who: Actor): Promise<PolicyEntity> {
+    rejectNulls(dto, NULLABLE_POLICY_FIELDS);
     return this.uow.run(async (em) => {
       const group = await loadGroup(em, groupId);
       const mode = dto.mode ?? POLICY_DEFAULTS.mode;
@@ -96,6 +99,7 @@ export class PoliciesService {
   }
 
   update(groupId: string, id: string, dto: UpdatePolicyDto, who: Actor): Promise<PolicyEntity> {
+    rejectNulls(dto, NULLABLE_POLICY_FIELDS);
     return this.uow.run(async (em) => {
       const group = await loadGroup(em, groupId);
       const before = await load(em, groupId, id);
