@@ -1,0 +1,187 @@
+/**
+ * The member agent's configuration file (JSON), parsed and validated once into a typed object.
+ * Every problem is reported together (one ConfigError listing each path and message); nothing
+ * else in the agent reads files named by the user or process.env. Relative paths are resolved
+ * against the config file's directory.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** Default status HTTP port (localhost only). */
+export const DEFAULT_STATUS_PORT = 7480;
+/** Default G-IKEv2 port: RFC 3948 NAT-T port with the non-ESP marker (DESIGN.md "Wire and ports"). */
+export const DEFAULT_GCKS_PORT = 4500;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly issues: readonly { path: string; message: string }[]) {
+    super(`invalid member agent configuration:\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
+  }
+}
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'not an IP address');
+const port = z.number().int().min(1).max(65535);
+
+const identity = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('certificate'),
+    /** IKE identity: FQDN (ID_FQDN) or the certificate's subject. */
+    id: z.string().min(1).max(255),
+    certificate: z.string().min(1),
+    privateKey: z.string().min(1),
+  }),
+  z.object({
+    kind: z.literal('psk'),
+    id: z.string().min(1).max(255),
+    /** The pre-shared secret, or a file holding it (`secretFile`). */
+    secret: z.string().min(8).optional(),
+    secretFile: z.string().min(1).optional(),
+  }),
+]);
+
+const gcks = z.object({
+  address: ipAddress,
+  port: port.default(DEFAULT_GCKS_PORT),
+  /** The GCKS's IKE identity (FQDN) to ask for and accept; optional. */
+  id: z.string().min(1).max(255).optional(),
+});
+
+const group = z.object({
+  /** The group's name as in IDg (RFC 9838 §4.2). */
+  name: z.string().min(1).max(255),
+  role: z.enum(['speaker', 'receiver']).default('receiver'),
+  /** "Always ready" (register at start) or on the first protected packet (RFC 5374 §4.1.1). */
+  registration: z.enum(['at-start', 'on-demand']).default('at-start'),
+  /** Socket mode: the local UDP port where applications send and receive plaintext for this group. */
+  applicationPort: port.optional(),
+  /** The group's address and data port, needed before registration for on-demand GSPD entries. */
+  address: ipAddress.optional(),
+  dataPort: port.optional(),
+});
+
+export const agentConfigSchema = z
+  .object({
+    identity,
+    /** PEM file with the Group Owner's public signing key (policy token trust anchor). */
+    trustAnchor: z.string().min(1),
+    /** Trust anchors (CA certificates, PEM) for the GCKS's IKE certificate. */
+    gcksCa: z.string().min(1).optional(),
+    gcks: z.array(gcks).min(1).max(16),
+    groups: z.array(group).min(1).max(64),
+    datapath: z
+      .object({
+        mode: z.enum(['socket', 'tun']).default('socket'),
+        /** Local unicast address (the inner and outer source of what we send). */
+        localAddress: ipAddress.default('127.0.0.1'),
+        /** Outgoing multicast interface: '127.0.0.1' on loopback. */
+        multicastInterface: z.string().min(1).default('127.0.0.1'),
+        /** Where socket-mode applications live (the agent sends them plaintext here). */
+        applicationAddress: ipAddress.default('127.0.0.1'),
+        tunName: z.string().min(1).max(15).default('gsec0'),
+      })
+      .prefault({}),
+    /** Protected traffic is dropped until registered (default) or sent in clear (fail-open). */
+    failMode: z.enum(['close', 'open']).default('close'),
+    status: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(DEFAULT_STATUS_PORT),
+      })
+      .prefault({}),
+    /** Re-register this long before the KEK's lifetime ends (seconds). */
+    kekRenewBeforeSeconds: z.number().int().min(1).max(86400).default(60),
+    /** IKE retransmission: first timeout and tries before failing over to the next GCKS. */
+    ikeTimeoutMs: z.number().int().min(50).max(60000).default(1000),
+    ikeTries: z.number().int().min(1).max(10).default(3),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .superRefine((c, ctx) => {
+    const names = new Set<string>();
+    c.groups.forEach((g, i) => {
+      if (names.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `duplicate group ${g.name}` });
+      names.add(g.name);
+      if (c.datapath.mode === 'socket') {
+        for (const key of ['applicationPort', 'address', 'dataPort'] as const) {
+          if (g[key] === undefined) ctx.addIssue({ code: 'custom', path: ['groups', i, key], message: 'required in socket mode' });
+        }
+      }
+      if (g.registration === 'on-demand' && (g.address === undefined || g.dataPort === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['groups', i], message: 'on-demand registration needs address and dataPort' });
+      }
+    });
+    if (c.identity.kind === 'psk' && (c.identity.secret === undefined) === (c.identity.secretFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'give exactly one of secret and secretFile' });
+    }
+  });
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type GroupConfig = AgentConfig['groups'][number];
+export type GcksEndpoint = AgentConfig['gcks'][number];
+
+/** Validates a parsed JSON value; relative file paths are resolved against `baseDir`. */
+export function parseAgentConfig(value: unknown, baseDir: string): AgentConfig {
+  const r = agentConfigSchema.safeParse(value);
+  if (!r.success) {
+    throw new ConfigError(r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  }
+  const c = r.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const id = c.identity;
+  const identityOut =
+    id.kind === 'certificate'
+      ? { ...id, certificate: abs(id.certificate), privateKey: abs(id.privateKey) }
+      : { ...id, ...(id.secretFile !== undefined ? { secretFile: abs(id.secretFile) } : {}) };
+  return { ...c, identity: identityOut, trustAnchor: abs(c.trustAnchor), ...(c.gcksCa !== undefined ? { gcksCa: abs(c.gcksCa) } : {}) };
+}
+
+/** Reads and validates a config file. Throws ConfigError (also for unreadable or non-JSON files). */
+export function loadAgentConfig(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `cannot read ${path}: ${(e as Error).message}` }]);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `${path} is not JSON: ${(e as Error).message}` }]);
+  }
+  return parseAgentConfig(value, dirname(resolve(path)));
+}
+
+/** The credentials the config names, read from disk. Throws ConfigError listing every unreadable file. */
+export interface AgentSecrets {
+  trustAnchorPem: string;
+  gcksCaPem?: string;
+  certificatePem?: string;
+  privateKeyPem?: string;
+  psk?: Uint8Array;
+}
+
+export function readAgentSecrets(c: AgentConfig): AgentSecrets {
+  const issues: { path: string; message: string }[] = [];
+  const read = (path: string, where: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      issues.push({ path: where, message: `cannot read ${path}: ${(e as Error).message}` });
+      return '';
+    }
+  };
+  const out: AgentSecrets = { trustAnchorPem: read(c.trustAnchor, 'trustAnchor') };
+  if (c.gcksCa !== undefined) out.gcksCaPem = read(c.gcksCa, 'gcksCa');
+  const id = c.identity;
+  if (id.kind === 'certificate') {
+    out.certificatePem = read(id.certificate, 'identity.certificate');
+    out.privateKeyPem = read(id.privateKey, 'identity.privateKey');
+  } else {
+    const secret = id.secret ?? read(id.secretFile!, 'identity.secretFile').trim();
+    out.psk = new TextEncoder().encode(secret);
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return out;
+}

@@ -1,0 +1,217 @@
+/**
+ * The member agent: one Datapath between a network bind (ESP in UDP to the groups) and an
+ * application port (socket mode: UdpAppPort), one GroupSession per configured group, an IKE
+ * socket for registration, one socket per rekey address, and the status view. Wiring only; the
+ * decisions live in GroupSession, the packet work in @app/datapath.
+ */
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { EncrId, IdType, KeGroup, PrfId, type IdPayload } from '@app/codec';
+import { parseCertificate, type Certificate } from '@app/crypto';
+import { Datapath, type GspdEntry, type InboundDatagram } from '@app/datapath';
+import { IkeDispatcher, type IkeClock, type IkeLocalAuth, type IkePeerPolicy } from '@app/gkm';
+import { UdpBind } from '../net/index.js';
+import { UdpAppPort } from '../plaintext/udp-app-port.js';
+import type { AgentConfig, AgentSecrets } from '../config/agent-config.js';
+import { GroupSession, type Logger } from './group-session.js';
+import { onDemandEntry } from './sa-mapping.js';
+
+/** Datapath tick: trailing-edge deletions and held packets are handled at this granularity (ms). */
+export const DATAPATH_TICK_MS = 100;
+/** The ESP-in-UDP port of the groups (RFC 3948 §2.1). */
+export const DEFAULT_ESP_PORT = 4500;
+
+const fqdn = (name: string): IdPayload => ({ idType: IdType.ID_FQDN, data: new TextEncoder().encode(name) });
+
+function pemBlocks(pem: string, label: string): Uint8Array[] {
+  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
+  return [...pem.matchAll(re)].map((m) => new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+}
+
+export const realClock: IkeClock = {
+  now: () => Date.now(),
+  setTimer: (ms, fn) => {
+    const t = setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+export interface AgentOptions {
+  config: AgentConfig;
+  secrets: AgentSecrets;
+  log: Logger;
+  clock?: IkeClock;
+  /** The groups' ESP-in-UDP port; default 4500. */
+  espPort?: number;
+}
+
+export class MemberAgent {
+  readonly sessions = new Map<string, GroupSession>();
+  readonly datapath: Datapath;
+  readonly startedAt: number;
+  private readonly policies = new Map<string, GspdEntry[]>();
+  private readonly rekeyBinds = new Map<string, UdpBind>();
+  private readonly joined = new Set<string>();
+  private readonly dispatcher = new IkeDispatcher();
+  private tick: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly options: AgentOptions,
+    readonly network: UdpBind,
+    readonly ikeBind: UdpBind,
+    readonly appPort: UdpAppPort | undefined,
+  ) {
+    const clock = options.clock ?? realClock;
+    this.startedAt = clock.now();
+    const c = options.config;
+    const v4 = !c.datapath.localAddress.includes(':');
+    this.datapath = new Datapath({ clock, localAddresses: v4 ? { v4: c.datapath.localAddress } : { v6: c.datapath.localAddress } });
+  }
+
+  static async start(options: AgentOptions): Promise<MemberAgent> {
+    const c = options.config;
+    if (c.datapath.mode === 'tun') {
+      throw new Error('datapath mode "tun" is not wired into the agent yet: use "socket" (see README "Member agent and demo")');
+    }
+    const family = c.datapath.localAddress.includes(':') ? 6 : 4;
+    const espPort = options.espPort ?? DEFAULT_ESP_PORT;
+    const network = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: espPort, localPort: 0, multicastInterface: c.datapath.multicastInterface });
+    let ikeBind: UdpBind | undefined;
+    let appPort: UdpAppPort | undefined;
+    try {
+      ikeBind = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: 0, localPort: 0 });
+      const groups = c.groups.flatMap((g) =>
+        g.applicationPort !== undefined && g.address !== undefined && g.dataPort !== undefined
+          ? [{ name: g.name, address: g.address, dataPort: g.dataPort, applicationPort: g.applicationPort }]
+          : [],
+      );
+      appPort = await UdpAppPort.open({ localAddress: c.datapath.localAddress, applicationAddress: c.datapath.applicationAddress, groups });
+    } catch (e) {
+      await network.close();
+      await ikeBind?.close();
+      throw e;
+    }
+    const agent = new MemberAgent(options, network, ikeBind, appPort);
+    agent.wire();
+    for (const s of agent.sessions.values()) {
+      const g = c.groups.find((x) => x.name === s.name)!;
+      if (g.registration === 'at-start') void s.register();
+    }
+    return agent;
+  }
+
+  private wire(): void {
+    const { config: c, secrets, log } = this.options;
+    const clock = this.options.clock ?? realClock;
+    this.datapath.attach(this.network, this.appPort);
+    this.ikeBind.onReceive((d: InboundDatagram) => {
+      this.dispatcher.receive(d.data, { remoteAddress: d.srcAddress, remotePort: d.srcPort, localAddress: d.dstAddress, localPort: d.dstPort, marker: true });
+    });
+    let localAuth: IkeLocalAuth;
+    const peer: IkePeerPolicy = {};
+    if (c.identity.kind === 'certificate') {
+      localAuth = { kind: 'signature', privateKey: createPrivateKey(secrets.privateKeyPem!), certificates: pemBlocks(secrets.certificatePem!, 'CERTIFICATE') };
+    } else {
+      localAuth = { kind: 'psk' };
+      peer.psk = secrets.psk!;
+    }
+    if (secrets.gcksCaPem) peer.trustAnchors = pemBlocks(secrets.gcksCaPem, 'CERTIFICATE').map((d): Certificate => parseCertificate(d));
+    const remoteId = c.gcks[0]?.id;
+    for (const g of c.groups) {
+      const session = new GroupSession({
+        group: { name: g.name, role: g.role },
+        gcks: c.gcks,
+        datapath: this.datapath,
+        clock,
+        random: (n) => new Uint8Array(randomBytes(n)),
+        sendIke: (datagram, to) => this.ikeBind.send({ framing: 'udp', data: datagram, family: to.address.includes(':') ? 6 : 4, srcAddress: '', dstAddress: to.address, srcPort: 0, dstPort: to.port }),
+        localIke: this.ikeBind.local,
+        addInitiator: (i) => this.dispatcher.addInitiator(i),
+        removeInitiator: (i) => this.dispatcher.removeInitiator(i),
+        setPolicy: (group, entries) => this.setPolicy(group, entries),
+        listenRekey: (address, port) => this.listenRekey(address, port),
+        ike: {
+          proposals: [
+            { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256, group: KeGroup.ECP_256 },
+            { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256, group: KeGroup.CURVE25519 },
+          ],
+          localId: fqdn(c.identity.id),
+          localAuth,
+          peer,
+          ...(remoteId ? { remoteId: fqdn(remoteId) } : {}),
+          retransmit: { timeoutMs: c.ikeTimeoutMs, tries: c.ikeTries },
+        },
+        trustAnchor: secrets.trustAnchorPem,
+        kekRenewBeforeMs: c.kekRenewBeforeSeconds * 1000,
+        log,
+      });
+      this.sessions.set(g.name, session);
+      if (g.address !== undefined && g.dataPort !== undefined) {
+        const entry = onDemandEntry(g.name, g.role, g.address, g.dataPort);
+        this.policies.set(g.name, [c.failMode === 'open' ? { ...entry, action: 'bypass' } : entry]);
+      }
+    }
+    this.installPolicy();
+    this.datapath.onRegistrationNeeded((e) => {
+      const s = this.sessions.get(e.groupId);
+      if (s && s.state !== 'registered' && s.state !== 'closed') {
+        log.info('first protected packet without SA: registering', { group: e.groupId, destination: e.destination });
+        void s.register();
+      }
+    });
+    this.datapath.onUnknownSpi((e) => {
+      for (const s of this.sessions.values()) {
+        if (s.sas.size > 0 && [...this.policies.get(s.name) ?? []].some((p) => p.selector.destination === e.dstAddress)) s.onUnknownSpi();
+      }
+    });
+    this.datapath.onAudit((e) => log.warn('audit', { kind: e.kind, spi: e.spi, detail: e.detail }));
+    this.tick = setInterval(() => this.datapath.tick(), DATAPATH_TICK_MS);
+  }
+
+  private setPolicy(group: string, entries: GspdEntry[]): void {
+    this.policies.set(group, entries);
+    this.installPolicy();
+    for (const e of entries) {
+      const dst = e.selector.destination;
+      if (dst && !this.joined.has(dst)) {
+        this.joined.add(dst);
+        this.network.join({ group: dst, interface: this.options.config.datapath.multicastInterface }).catch((err: Error) => {
+          this.joined.delete(dst);
+          this.options.log.error('cannot join group address', { group, address: dst, error: err.message });
+        });
+      }
+    }
+  }
+
+  private installPolicy(): void {
+    const all = [...this.policies.values()].flat();
+    try {
+      this.datapath.installPolicy(all);
+    } catch (e) {
+      this.options.log.error('GSPD refused', { error: (e as Error).message });
+    }
+  }
+
+  private async listenRekey(address: string, port: number): Promise<void> {
+    const key = `${address}|${port}`;
+    if (this.rekeyBinds.has(key) || this.closed) return;
+    const c = this.options.config;
+    const family = address.includes(':') ? 6 : 4;
+    const bind = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port, localPort: 0, groups: [{ group: address, interface: c.datapath.multicastInterface }] });
+    this.rekeyBinds.set(key, bind);
+    bind.onReceive((d) => {
+      for (const s of this.sessions.values()) {
+        if (s.rekeyAddress?.address === address && s.rekeyAddress.port === port) s.onRekeyDatagram(d.data);
+      }
+    });
+  }
+
+  /** De-registers every group (bounded by the IKE retransmission), then closes every socket. */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+    if (this.tick) clearInterval(this.tick);
+    await Promise.all([this.network.close(), this.ikeBind.close(), this.appPort?.close(), ...[...this.rekeyBinds.values()].map((b) => b.close())]);
+  }
+}

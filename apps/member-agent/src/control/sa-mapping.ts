@@ -1,0 +1,161 @@
+/**
+ * From what the GCKS sent (RFC 9838 GSA policies and keys, the Group Owner's policy token) to
+ * what the datapath takes (GSPD entries, SaConfig). Pure functions; every unusable input is a
+ * typed MappingError, never a partially installed group.
+ *
+ * Directionality (RFC 5374 §4.1.1): a receiver-only member gets receiver-only entries and SAs, so
+ * its own GSPD drops what it tries to send; a speaker gets the SA's own direction (symmetric for
+ * any-to-any groups, sender-only where the GCKS declared it so).
+ */
+import { EncrId, GsaAddressPreservation, GsaDirection, IntegId, formatIpAddress, type TrafficSelector } from '@app/codec';
+import type { MemberRole, PolicyTokenContent } from '@app/crypto';
+import type { AddressPreservation, Directionality, EspTransform, GspdEntry, SaConfig } from '@app/datapath';
+import type { OpenedDataSa } from '@app/gkm';
+
+/** Anti-replay window for per-speaker SAs (RFC 4303 §3.4.3 default 64 is small for bursts). */
+export const SPEAKER_REPLAY_WINDOW = 1024;
+
+export class MappingError extends Error {
+  override readonly name = 'MappingError';
+  constructor(
+    readonly code: 'UNSUPPORTED_TRANSFORM' | 'BAD_SELECTOR',
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** An address range as one address, a CIDR prefix, or undefined for "any". */
+export function rangeToPrefix(start: Uint8Array, end: Uint8Array): string | undefined {
+  if (start.length !== end.length) throw new MappingError('BAD_SELECTOR', 'address range of mixed families');
+  const bits = start.length * 8;
+  let prefix = 0;
+  while (prefix < bits) {
+    const byte = prefix >> 3;
+    const mask = 0x80 >> (prefix & 7);
+    if ((start[byte]! & mask) !== (end[byte]! & mask)) break;
+    prefix++;
+  }
+  for (let b = prefix; b < bits; b++) {
+    const byte = b >> 3;
+    const mask = 0x80 >> (b & 7);
+    if ((start[byte]! & mask) !== 0 || (end[byte]! & mask) === 0) throw new MappingError('BAD_SELECTOR', 'address range is not a prefix');
+  }
+  if (prefix === 0) return undefined;
+  const text = formatIpAddress(start);
+  return prefix === bits ? text : `${text}/${prefix}`;
+}
+
+export interface SelectorSummary {
+  source?: string;
+  destination: string;
+  protocol?: number;
+  port?: number | { from: number; to: number };
+}
+
+export function selectorOf(source: TrafficSelector, destination: TrafficSelector): SelectorSummary {
+  const dst = rangeToPrefix(destination.startAddress, destination.endAddress);
+  if (dst === undefined || dst.includes('/')) throw new MappingError('BAD_SELECTOR', 'destination must be one group address');
+  const src = rangeToPrefix(source.startAddress, source.endAddress);
+  const out: SelectorSummary = { destination: dst };
+  if (src !== undefined) out.source = src;
+  if (destination.ipProtocol !== 0) out.protocol = destination.ipProtocol;
+  if (!(destination.startPort === 0 && destination.endPort === 0xffff)) {
+    out.port = destination.startPort === destination.endPort ? destination.startPort : { from: destination.startPort, to: destination.endPort };
+  }
+  return out;
+}
+
+/** The GSPD entry id of a group's traffic to one destination (SAs link to it). */
+export function policyIdOf(group: string, s: Pick<SelectorSummary, 'destination' | 'protocol' | 'port'>): string {
+  const port = s.port === undefined ? '*' : typeof s.port === 'number' ? String(s.port) : `${s.port.from}-${s.port.to}`;
+  return `${group}|${s.destination}|${s.protocol ?? '*'}|${port}`;
+}
+
+export function directionFor(role: MemberRole, saDirection: number | undefined): Directionality {
+  if (role === 'receiver') return 'receiver-only';
+  if (saDirection === GsaDirection.SENDER_ONLY) return 'sender-only';
+  return 'symmetric';
+}
+
+const PRESERVATION: Record<number, AddressPreservation> = {
+  [GsaAddressPreservation.NONE]: 'none',
+  [GsaAddressPreservation.SOURCE_ONLY]: 'source',
+  [GsaAddressPreservation.DESTINATION_ONLY]: 'destination',
+  [GsaAddressPreservation.SOURCE_AND_DESTINATION]: 'both',
+};
+
+export function transformOf(sa: OpenedDataSa): EspTransform {
+  const encr = sa.transforms.encr;
+  const keyBits = encr?.keyLength ?? 128;
+  if (keyBits !== 128 && keyBits !== 256) throw new MappingError('UNSUPPORTED_TRANSFORM', `AES key of ${keyBits} bits`);
+  if (encr?.id === EncrId.ENCR_AES_GCM_16) return { kind: 'aes-gcm-16', keyBits };
+  if (encr?.id === EncrId.ENCR_AES_CBC && sa.transforms.integ === IntegId.AUTH_HMAC_SHA2_256_128) return { kind: 'aes-cbc-hmac-sha256', keyBits };
+  throw new MappingError('UNSUPPORTED_TRANSFORM', `ENCR ${encr?.id ?? 'none'} with INTEG ${sa.transforms.integ ?? 'none'}`);
+}
+
+export interface DataSaContext {
+  group: string;
+  role: MemberRole;
+  /** This member's first Sender-ID and the group's GWP_SENDER_ID_BITS (RFC 6054). */
+  senderId?: number;
+  senderIdBits?: number;
+}
+
+/** One data-security SA as the datapath takes it. Keys are copied (the opened buffers may be reused). */
+export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
+  const sel = selectorOf(sa.policy.source, sa.policy.destination);
+  const perSpeaker = sel.source !== undefined && !sel.source.includes('/');
+  const udpPort = sa.attributes.udpEncapsulationPort;
+  const transform = transformOf(sa);
+  const config: SaConfig = {
+    spi: sa.spi,
+    policyId: policyIdOf(ctx.group, sel),
+    destination: sel.destination,
+    ...(perSpeaker ? { source: sel.source! } : {}),
+    direction: directionFor(ctx.role, sa.attributes.direction),
+    mode: 'tunnel',
+    addressPreservation: PRESERVATION[sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION] ?? 'both',
+    udpEncapsulation: udpPort ? { sourcePort: udpPort, destinationPort: udpPort } : false,
+    transform,
+    encryptionKey: Uint8Array.from(sa.encKey),
+    ...(transform.kind === 'aes-cbc-hmac-sha256' ? { integrityKey: Uint8Array.from(sa.integKey) } : {}),
+    // A.2 (one SA per speaker) keeps per-SA anti-replay; an SA shared by many speakers cannot (A.3).
+    replayWindow: perSpeaker ? SPEAKER_REPLAY_WINDOW : 0,
+    ...(ctx.senderId !== undefined && ctx.senderIdBits ? { senderId: ctx.senderId, senderIdBits: ctx.senderIdBits } : {}),
+    ...(sa.attributes.keyLifetime ? { lifetime: { hard: { seconds: sa.attributes.keyLifetime } } } : {}),
+  };
+  return config;
+}
+
+/**
+ * The group's ordered GSPD entries: one PROTECT entry per distinct destination of its SAs (and of
+ * the token's data policies, so a member can trigger registration for traffic it has no SA for).
+ * Source selectors stay open on the entry; per-speaker SAs demultiplex by source themselves.
+ */
+export function gspdEntries(group: string, role: MemberRole, sas: readonly OpenedDataSa[], token?: PolicyTokenContent): GspdEntry[] {
+  const entries = new Map<string, GspdEntry>();
+  const add = (s: SelectorSummary, dir: Directionality) => {
+    const id = policyIdOf(group, s);
+    if (entries.has(id)) return;
+    entries.set(id, {
+      id,
+      action: 'protect',
+      direction: dir,
+      groupId: group,
+      selector: { destination: s.destination, ...(s.protocol !== undefined ? { protocol: s.protocol } : {}), ...(s.port !== undefined ? { destinationPort: s.port } : {}) },
+    });
+  };
+  for (const sa of sas) add(selectorOf(sa.policy.source, sa.policy.destination), directionFor(role, sa.attributes.direction));
+  for (const p of token?.dataPolicy ?? []) {
+    const dst = p.destination.split('/')[0]!;
+    add({ destination: dst, ...(p.ipProtocol ? { protocol: p.ipProtocol } : {}), ...(p.port ? { port: p.port } : {}) }, directionFor(role, p.direction));
+  }
+  return [...entries.values()];
+}
+
+/** The entry an on-demand group has before registering: protect, so a first packet triggers it. */
+export function onDemandEntry(group: string, role: MemberRole, address: string, port: number): GspdEntry {
+  const s: SelectorSummary = { destination: address, protocol: 17, port };
+  return { id: policyIdOf(group, s), action: 'protect', direction: directionFor(role, undefined), groupId: group, selector: { destination: address, protocol: 17, destinationPort: port } };
+}
