@@ -1,0 +1,510 @@
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { EncrId, GcAuthId, KwaId, type GwAttributes, type WrappedKey } from '@app/codec';
+import { signPolicyToken, type MemberRole, type RandomBytes } from '@app/crypto';
+import {
+  allocateSenderIds,
+  buildGsaRekey,
+  dataSaKeyLength,
+  groupPayloads,
+  nextRekeyDue,
+  rekeySaKeyLength,
+  signatureAlgorithmFor,
+  splitRekeyKeys,
+  wrapKey,
+  type DataSaParams,
+  type GroupAdmission,
+  type RekeyReason,
+  type RekeySaParams,
+} from '@app/gkm';
+import { LkhTree } from '@app/lkh';
+import type { SecretBox } from '../security/secret-box.js';
+import { anySource, rekeyDestination, tokenContent, SENDER_ID_BITS, type GroupConfig } from '../registration/group-config.js';
+import type { GkmAudit, GkmStore } from './gkm-store.js';
+
+/** The Rekey SA's protection (RFC 9838 §4.4.2.1): AES-GCM-256 (16-octet ICV), KW_5649_256, signed rekeys. */
+export const REKEY_SHAPE = { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, kwaId: KwaId.KW_5649_256 } as const;
+const REKEY_SUITE = { encrId: REKEY_SHAPE.encrId, keyBits: REKEY_SHAPE.keyBits, integId: 0 };
+/** LKH node keys are AES-256 key-wrap keys. */
+export const LKH_KEY_SIZE = 32;
+/** Policy tokens are valid this long and re-signed when less than half of it is left. */
+const TOKEN_VALIDITY_S = 7 * 86_400;
+/** Most Sender-IDs one registration gets. */
+const MAX_SENDER_IDS = 4;
+/** SPIs 1..255 are reserved (RFC 4303 §2.1). */
+const MIN_SPI = 256;
+
+interface RekeySaKeys {
+  spi: Uint8Array;
+  keymat: Uint8Array;
+  initialMessageId: number;
+  createdAt: number;
+}
+interface Tek {
+  policyId: string;
+  spi: number;
+  keymat: Uint8Array;
+  createdAt: number;
+}
+/** Non-secret schedule state (clear column). */
+export interface GroupSchedule {
+  tekSince: number;
+  kekSince: number;
+  pendingLeaves: number[];
+  firstPendingLeaveAt?: number;
+  senderIdNext: number;
+  fingerprint: string;
+  tokenSignedAt: number;
+}
+interface SealedGroup {
+  rekeySa: { spi: string; keymat: string; initialMessageId: number; createdAt: number };
+  teks: { policyId: string; spi: number; keymat: string; createdAt: number }[];
+}
+
+export interface MemberRecord {
+  id: string;
+  identity: string;
+  role: MemberRole;
+  state: 'registered' | 'left' | 'evicted';
+  leaf: number | null;
+  ikeSpi: string | null;
+}
+
+/** A GSA_REKEY ready to multicast: the same bytes `copies` times. */
+export interface OutgoingRekey {
+  messageId: number;
+  bytes: Uint8Array;
+}
+
+export interface GroupKeyDeps {
+  store: GkmStore;
+  secrets: SecretBox;
+  random: RandomBytes;
+  now: () => number;
+  signingKey: KeyObject;
+  authKey: KeyObject;
+  owner: { signingKey: KeyObject; ownerKeyId: Uint8Array };
+  gcksIdentity: string;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+const sealContext = (groupId: string) => `gkm_groups.sealed:${groupId}`;
+
+/**
+ * One group's key state at the GCKS: the Rekey SA (KEK), the TEKs, the LKH tree, the Message ID
+ * counter and the members' leaves. Every change is persisted (one SQLite transaction, keys sealed)
+ * before any key leaves the process; the caller multicasts the returned GSA_REKEY messages.
+ *
+ * Message IDs grow by one per GSA_REKEY for the life of the group; a new Rekey SA announces the ID
+ * of its first message in GSA_INITIAL_MESSAGE_ID (RFC 9838 §4.4.2.2.2), so the counter is never
+ * reset and a restart continues above the last persisted ID.
+ */
+export class GroupKeyState {
+  private token!: Uint8Array;
+  private tokenEdition: number;
+  readonly members = new Map<string, MemberRecord>(); // by identity
+  private readonly byLeaf = new Map<number, MemberRecord>();
+
+  private constructor(
+    public cfg: GroupConfig,
+    private readonly deps: GroupKeyDeps,
+    readonly tree: LkhTree,
+    private rekeySa: RekeySaKeys,
+    private teks: Tek[],
+    public lastMessageId: number,
+    tokenEdition: number,
+    public schedule: GroupSchedule,
+  ) {
+    this.tokenEdition = tokenEdition;
+  }
+
+  get groupId(): string {
+    return this.cfg.group.id;
+  }
+
+  /** A new group: fresh Rekey SA and TEKs, an empty tree, persisted. */
+  static create(cfg: GroupConfig, deps: GroupKeyDeps): GroupKeyState {
+    const now = deps.now();
+    const tree = new LkhTree({ degree: cfg.group.lkhDegree, keySize: LKH_KEY_SIZE, random: (b) => void b.set(deps.random(b.length)) });
+    const rekeySa = freshRekeySa(deps.random, now, 0);
+    const schedule: GroupSchedule = { tekSince: now, kekSince: now, pendingLeaves: [], senderIdNext: 0, fingerprint: cfg.fingerprint, tokenSignedAt: now };
+    const g = new GroupKeyState(cfg, deps, tree, rekeySa, [], -1, 1, schedule);
+    g.teks = g.freshTeks(now);
+    g.signToken();
+    deps.store.tx(() => {
+      g.persistGroup();
+      deps.store.saveTree(cfg.group.id, tree);
+    });
+    return g;
+  }
+
+  /** A group read back after a restart. */
+  static restore(
+    cfg: GroupConfig,
+    deps: GroupKeyDeps,
+    row: { sealed: string; lastMessageId: number; tokenEdition: number; stateJson: string },
+    tree: LkhTree,
+    members: MemberRecord[],
+  ): GroupKeyState {
+    const s = JSON.parse(deps.secrets.open(row.sealed, sealContext(cfg.group.id)).toString('utf8')) as SealedGroup;
+    const rekeySa: RekeySaKeys = { spi: unhex(s.rekeySa.spi), keymat: unhex(s.rekeySa.keymat), initialMessageId: s.rekeySa.initialMessageId, createdAt: s.rekeySa.createdAt };
+    const teks = s.teks.map((t) => ({ policyId: t.policyId, spi: t.spi, keymat: unhex(t.keymat), createdAt: t.createdAt }));
+    const g = new GroupKeyState(cfg, deps, tree, rekeySa, teks, row.lastMessageId, row.tokenEdition, JSON.parse(row.stateJson) as GroupSchedule);
+    for (const m of members) g.index(m);
+    g.signToken();
+    return g;
+  }
+
+  private index(m: MemberRecord): void {
+    this.members.set(m.identity, m);
+    if (m.leaf !== null) this.byLeaf.set(m.leaf, m);
+  }
+
+  private freshTeks(now: number): Tek[] {
+    return this.cfg.data.map((d) => ({
+      policyId: d.policyId,
+      spi: (Buffer.from(this.deps.random(4)).readUInt32BE(0) % (0xffff_ffff - MIN_SPI)) + MIN_SPI,
+      keymat: new Uint8Array(this.deps.random(dataSaKeyLength(d))),
+      createdAt: now,
+    }));
+  }
+
+  private sealed(): string {
+    const s: SealedGroup = {
+      rekeySa: { spi: hex(this.rekeySa.spi), keymat: hex(this.rekeySa.keymat), initialMessageId: this.rekeySa.initialMessageId, createdAt: this.rekeySa.createdAt },
+      teks: this.teks.map((t) => ({ policyId: t.policyId, spi: t.spi, keymat: hex(t.keymat), createdAt: t.createdAt })),
+    };
+    return this.deps.secrets.seal(Buffer.from(JSON.stringify(s), 'utf8'), sealContext(this.groupId));
+  }
+
+  private persistGroup(): void {
+    this.deps.store.saveGroup(this.groupId, this.sealed(), this.lastMessageId, this.tokenEdition, this.schedule);
+  }
+
+  /** Re-signs the policy token (new edition when the policy rows changed). */
+  private signToken(): void {
+    const now = this.deps.now();
+    if (this.schedule.fingerprint !== this.cfg.fingerprint) {
+      this.tokenEdition++;
+      this.schedule = { ...this.schedule, fingerprint: this.cfg.fingerprint };
+    }
+    const content = tokenContent(this.cfg, {
+      edition: this.tokenEdition,
+      ownerKeyId: this.deps.owner.ownerKeyId,
+      gcksIdentity: this.deps.gcksIdentity,
+      now: new Date(now),
+      validitySeconds: TOKEN_VALIDITY_S,
+    });
+    this.token = signPolicyToken(content, this.deps.owner.signingKey);
+    this.schedule = { ...this.schedule, tokenSignedAt: now };
+  }
+
+  get policyToken(): Uint8Array {
+    return this.token;
+  }
+  get edition(): number {
+    return this.tokenEdition;
+  }
+  /** The current Rekey SA's SPI and KEK (tests and the member client read them from registration). */
+  get rekeySpi(): Uint8Array {
+    return this.rekeySa.spi;
+  }
+
+  /** New rows for the group (policy or PAD change): a new token edition, carried by the next rekey. */
+  updateConfig(cfg: GroupConfig): boolean {
+    const changed = cfg.fingerprint !== this.cfg.fingerprint;
+    this.cfg = cfg;
+    if (changed) {
+      this.signToken();
+      this.deps.store.tx(() => this.persistGroup());
+    }
+    return changed;
+  }
+
+  private groupWide(withToken: boolean): GwAttributes {
+    if (withToken && this.deps.now() - this.schedule.tokenSignedAt > (TOKEN_VALIDITY_S * 1000) / 2) this.signToken();
+    return {
+      atd: this.cfg.rekeyPolicy.atdSeconds,
+      dtd: this.cfg.rekeyPolicy.dtdSeconds,
+      ...(this.cfg.senderIds ? { senderIdBits: SENDER_ID_BITS } : {}),
+      ...(withToken ? { policyToken: this.token } : {}),
+    };
+  }
+
+  private rekeyParams(sa: RekeySaKeys, o: { registration: boolean; initialMessageId?: number }): RekeySaParams {
+    return {
+      spi: sa.spi,
+      source: anySource(this.cfg),
+      destination: rekeyDestination(this.cfg),
+      ...REKEY_SHAPE,
+      gcauth: { id: GcAuthId.DIGITAL_SIGNATURE, signatureAlgorithm: signatureAlgorithmFor(this.deps.signingKey) },
+      lifetimeSeconds: this.cfg.rekeyPolicy.kekLifetimeSeconds,
+      ...(o.initialMessageId !== undefined ? { initialMessageId: o.initialMessageId } : {}),
+      keyMaterial: sa.keymat,
+    };
+  }
+
+  private dataParams(): DataSaParams[] {
+    const out: DataSaParams[] = [];
+    for (const t of this.teks) {
+      const d = this.cfg.data.find((x) => x.policyId === t.policyId);
+      if (!d) continue;
+      out.push({
+        spi: t.spi,
+        source: d.source,
+        destination: d.destination,
+        encrId: d.encrId,
+        keyBits: d.keyBits,
+        ...(d.integId !== undefined ? { integId: d.integId } : {}),
+        sn: d.sn,
+        lifetimeSeconds: d.lifetimeSeconds,
+        direction: d.direction,
+        addressPreservation: d.addressPreservation,
+        ...(d.udpEncapsulationPort !== undefined ? { udpEncapsulationPort: d.udpEncapsulationPort } : {}),
+        keyMaterial: t.keymat,
+      });
+    }
+    return out;
+  }
+
+  private gskW(sa: RekeySaKeys): Uint8Array {
+    return splitRekeyKeys(REKEY_SHAPE, sa.keymat).gskW;
+  }
+
+  /** Builds, signs and protects one GSA_REKEY on `carrying` with the next Message ID. */
+  private message(carrying: RekeySaKeys, payloads: ReturnType<typeof groupPayloads>): OutgoingRekey {
+    const messageId = ++this.lastMessageId;
+    const k = splitRekeyKeys(REKEY_SHAPE, carrying.keymat);
+    const bytes = buildGsaRekey({
+      rekeySpi: carrying.spi,
+      messageId,
+      payloads,
+      suite: REKEY_SUITE,
+      kek: { enc: k.gskE, integ: k.gskA },
+      signingKey: this.deps.signingKey,
+      random: this.deps.random,
+    });
+    return { messageId, bytes };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Registration
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Joins a member (RFC 9838 §2.3.4; LKH join after Wong–Gouda–Lam): a leaf of its own, its path
+   * keys as WRAP_KEYs (leaf under the IKE SA's GSK_w, each parent under its child), the current
+   * Rekey SA and TEKs under GSK_w, Sender-IDs for a speaker of counter-mode SAs, the policy token.
+   * Existing members learn the join's new path keys from one GSA_REKEY (returned, to multicast).
+   * Everything is persisted before this returns. Undefined when Sender-IDs are exhausted.
+   */
+  admit(
+    req: { identity: string; role: MemberRole; senderIdsRequested: number; address: string | null },
+    ike: { gskW: Uint8Array; spi: string; sealedRecord: string },
+    audit: Omit<GkmAudit, 'entityId' | 'groupId'>,
+  ): { admission: GroupAdmission; messages: OutgoingRekey[]; member: MemberRecord } | undefined {
+    let senderIds: number[] = [];
+    let senderIdNext = this.schedule.senderIdNext;
+    if (req.role === 'speaker' && this.cfg.senderIds) {
+      const a = allocateSenderIds({ next: senderIdNext }, { senderIdBits: SENDER_ID_BITS, maxPerRegistration: MAX_SENDER_IDS }, req.senderIdsRequested || 1);
+      if (!a.ok) return undefined;
+      senderIds = a.ids;
+      senderIdNext = a.state.next;
+    }
+    const existing = this.members.get(req.identity);
+    const others = this.tree.memberCount - (existing?.leaf != null ? 1 : 0);
+    const res = this.tree.rekey({ joins: 1, ...(existing?.leaf != null ? { leaves: [existing.leaf] } : {}) });
+    const joined = res.joined[0]!;
+    const member: MemberRecord = {
+      id: existing?.id ?? randomUUID(),
+      identity: req.identity,
+      role: req.role,
+      state: 'registered',
+      leaf: joined.leaf,
+      ikeSpi: ike.spi,
+    };
+    // A member re-registering while its old leaf awaits a batched leave: the leaf goes in this rekey.
+    this.schedule = { ...this.schedule, senderIdNext, pendingLeaves: this.schedule.pendingLeaves.filter((l) => l !== existing?.leaf) };
+    const messages: OutgoingRekey[] = [];
+    if (others > 0) {
+      // A GSA needs a KEK or TEK policy: the current Rekey SA is restated (same SPI and key), with
+      // GSA_INITIAL_MESSAGE_ID naming the next message, so the member's replay floor only rises.
+      const payloads = groupPayloads({
+        rekey: this.rekeyParams(this.rekeySa, { registration: false, initialMessageId: this.lastMessageId + 2 }),
+        data: [],
+        groupWide: this.groupWide(false),
+        gskW: this.gskW(this.rekeySa),
+        member: { wrapKeys: [...res.rekey.wraps] },
+        registration: false,
+      });
+      messages.push(this.message(this.rekeySa, payloads));
+    }
+    const joinedAt = new Date(this.deps.now()).toISOString();
+    this.deps.store.tx(() => {
+      this.deps.store.saveTree(this.groupId, this.tree, res.changes.nodes);
+      this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      this.deps.store.saveMember({
+        id: member.id,
+        groupId: this.groupId,
+        identity: member.identity,
+        role: member.role,
+        state: 'registered',
+        address: req.address,
+        senderId: senderIds[0] ?? null,
+        joinedAt,
+        leaf: member.leaf,
+        ikeSpi: ike.spi,
+      });
+      this.deps.store.saveIkeSa(ike.spi, ike.sealedRecord);
+      this.deps.store.audit({ ...audit, entityId: member.id, groupId: this.groupId });
+    });
+    if (existing?.leaf != null) this.byLeaf.delete(existing.leaf);
+    this.index(member);
+    const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, joined.leafKeyId, joined.leafKey), ...joined.pathWraps];
+    const admission: GroupAdmission = {
+      rekey: this.rekeyParams(this.rekeySa, { registration: true, initialMessageId: this.lastMessageId + 1 }),
+      data: this.dataParams(),
+      groupWide: this.groupWide(true),
+      member: { wrapKeys, authKey: this.deps.authKey, senderIds },
+    };
+    return { admission, messages, member };
+  }
+
+  /** The payload options of a GSA_INBAND_REKEY over a member's IKE SA (RFC 9838 §2.4.2). */
+  inbandPayloads(gskW: Uint8Array): ReturnType<typeof groupPayloads> {
+    const rekey = this.rekeyParams(this.rekeySa, { registration: false });
+    return groupPayloads({ rekey, data: this.dataParams(), groupWide: this.groupWide(true), gskW, registration: false });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leave and rekeys
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * A member left (INFORMATIONAL Delete / GSA_REGISTRATION leave) or was evicted. Immediate leave
+   * behaviour rekeys now (messages returned); batched records the leaf for the next batch.
+   */
+  leave(identity: string, state: 'left' | 'evicted', audit: Omit<GkmAudit, 'entityId' | 'groupId'>): { messages: OutgoingRekey[]; member?: MemberRecord } {
+    const m = this.members.get(identity);
+    if (!m || m.state !== 'registered' || m.leaf === null) return { messages: [] };
+    const leaf = m.leaf;
+    m.state = state;
+    m.ikeSpi = null;
+    const now = this.deps.now();
+    this.schedule = {
+      ...this.schedule,
+      pendingLeaves: [...this.schedule.pendingLeaves, leaf],
+      firstPendingLeaveAt: this.schedule.firstPendingLeaveAt ?? now,
+    };
+    if (this.cfg.rekeyPolicy.leave.mode === 'immediate') {
+      const messages = this.rekey('leave', () => {
+        this.deps.store.setMemberState(m.id, this.groupId, state, null, null);
+        this.deps.store.audit({ ...audit, entityId: m.id, groupId: this.groupId });
+      });
+      m.leaf = null;
+      return { messages, member: m };
+    }
+    this.deps.store.tx(() => {
+      this.deps.store.setMemberState(m.id, this.groupId, state, leaf, null);
+      this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      this.deps.store.audit({ ...audit, entityId: m.id, groupId: this.groupId });
+    });
+    return { messages: [], member: m };
+  }
+
+  /** When the next rekey is owed (ms) and why. */
+  nextDue(): { at: number; reason: RekeyReason } {
+    return nextRekeyDue(
+      {
+        tekSince: this.schedule.tekSince,
+        kekSince: this.schedule.kekSince,
+        lastMessageId: this.lastMessageId,
+        pendingLeaves: this.schedule.pendingLeaves.length,
+        ...(this.schedule.firstPendingLeaveAt !== undefined ? { firstPendingLeaveAt: this.schedule.firstPendingLeaveAt } : {}),
+      },
+      this.cfg.rekeyPolicy,
+    );
+  }
+
+  /**
+   * One rekey event (RFC 9838 §2.4.1; schedule in libs/gkm group-schedule.ts). With pending leaves:
+   * LKH update and a new Rekey SA wrapped under the new root, on the current Rekey SA, then the new
+   * TEKs on the new Rekey SA (forward access control, §3.2.1). Forced: new Rekey SA and TEKs. TEK
+   * expiry: new TEKs. KEK expiry: new Rekey SA. Persisted (with `extra` writes) before returning.
+   */
+  rekey(reason: RekeyReason, extra?: () => void): OutgoingRekey[] {
+    const now = this.deps.now();
+    const leaves = this.schedule.pendingLeaves.filter((l) => this.tree.isMember(l));
+    const membership = leaves.length > 0;
+    const newKek = membership || reason === 'kek-expiry' || reason === 'forced';
+    const newTeks = reason !== 'kek-expiry' || membership;
+    const messages: OutgoingRekey[] = [];
+    const old = this.rekeySa;
+    let changedNodes: readonly number[] | undefined;
+    let next = old;
+    if (newKek) next = freshRekeySa(this.deps.random, now, 0);
+    if (newTeks) this.teks = this.freshTeks(now);
+    if (membership) {
+      const res = this.tree.rekey({ leaves });
+      changedNodes = res.changes.nodes;
+      for (const l of leaves) this.byLeaf.delete(l);
+      const root = this.tree.rootKey();
+      if (root) {
+        next.initialMessageId = this.lastMessageId + 2;
+        const first = groupPayloads({
+          rekey: this.rekeyParams(next, { registration: false, initialMessageId: next.initialMessageId }),
+          rekeySaKeys: [wrapKey(root, this.tree.rootKeyId, 0, next.keymat)],
+          data: [],
+          gskW: this.gskW(old),
+          member: { wrapKeys: [...res.rekey.wraps] },
+          registration: false,
+        });
+        messages.push(this.message(old, first));
+        messages.push(this.message(next, groupPayloads({ data: this.dataParams(), groupWide: this.groupWide(true), gskW: this.gskW(next), registration: false })));
+      }
+    } else if (this.tree.memberCount > 0) {
+      if (newKek) next.initialMessageId = this.lastMessageId + 2;
+      const payloads = groupPayloads({
+        ...(newKek ? { rekey: this.rekeyParams(next, { registration: false, initialMessageId: next.initialMessageId }) } : {}),
+        data: newTeks ? this.dataParams() : [],
+        groupWide: this.groupWide(true),
+        gskW: this.gskW(old),
+        registration: false,
+      });
+      messages.push(this.message(old, payloads));
+    }
+    if (next !== old && messages.length === 0) next.initialMessageId = this.lastMessageId + 1;
+    this.rekeySa = next;
+    this.schedule = {
+      ...this.schedule,
+      tekSince: newTeks ? now : this.schedule.tekSince,
+      kekSince: newKek ? now : this.schedule.kekSince,
+      pendingLeaves: membership ? [] : this.schedule.pendingLeaves.filter((l) => this.tree.isMember(l)),
+      ...(membership ? { firstPendingLeaveAt: undefined } : {}),
+    };
+    if (membership) delete this.schedule.firstPendingLeaveAt;
+    this.deps.store.tx(() => {
+      if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
+      this.persistGroup();
+      extra?.();
+      this.deps.store.audit({
+        actor: 'gcks',
+        remoteAddress: null,
+        action: 'rekey',
+        entityType: 'group',
+        entityId: this.groupId,
+        groupId: this.groupId,
+        details: { reason, messageIds: messages.map((m) => m.messageId), newKek, newTeks, leaves: leaves.length, members: this.tree.memberCount },
+      });
+    });
+    return messages;
+  }
+
+  get memberCount(): number {
+    return this.tree.memberCount;
+  }
+}
+
+function freshRekeySa(random: RandomBytes, now: number, initialMessageId: number): RekeySaKeys {
+  return { spi: new Uint8Array(random(16)), keymat: new Uint8Array(random(rekeySaKeyLength(REKEY_SHAPE))), initialMessageId, createdAt: now };
+}
