@@ -16,6 +16,7 @@ import { PadService } from './pad/pad.service.js';
 import { PoliciesController } from './policies/policies.controller.js';
 import { PoliciesService } from './policies/policies.service.js';
 import type { MasterKeyService } from './security/master-key.service.js';
+import { RegistrationModule } from './registration/registration.module.js';
 
 @Module({ controllers: [GroupsController], providers: [GroupsService], exports: [GroupsService] })
 export class GroupsModule {}
@@ -46,6 +47,7 @@ export class AppModule {
         PadModule,
         MembersModule,
         OperationsModule,
+        RegistrationModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
     };

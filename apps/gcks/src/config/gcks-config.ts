@@ -22,6 +22,12 @@ export interface GcksConfig {
   readonly logLevel: LogLevelName;
   /** One JSON object per log line (true) or human-readable lines (false). */
   readonly logJson: boolean;
+  /** G-IKEv2 registration: listen address, UDP port (RFC 3948 framing when `ikeNatT`), GCKS IKE identity (FQDN). */
+  readonly ikeHost?: string;
+  readonly ikePort?: number;
+  readonly ikeNatT?: boolean;
+  readonly ikePlainPort?: number;
+  readonly gcksIdentity?: string;
 }
 
 export const LOG_LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
@@ -57,6 +63,11 @@ const schema = z.object({
   GCKS_ADMIN_TOKEN_FILE: z.string().min(1).optional(),
   GCKS_LOG_LEVEL: z.enum(LOG_LEVELS).default('log'),
   GCKS_LOG_JSON: boolString.default(true),
+  GCKS_IKE_HOST: z.string().min(1).default('127.0.0.1'),
+  GCKS_IKE_PORT: z.string().regex(/^\d+$/, 'must be an integer between 0 and 65535').transform(Number).pipe(z.number().int().min(0).max(65535)).default(4500),
+  GCKS_IKE_NAT_T: boolString.default(true),
+  GCKS_IKE_PLAIN_PORT: z.string().regex(/^\d+$/, 'must be an integer between 0 and 65535').transform(Number).pipe(z.number().int().min(0).max(65535)).optional(),
+  GCKS_IDENTITY: z.string().min(1).default('gcks.groupsec.local'),
 });
 
 /** Thrown when the environment does not describe a valid configuration; lists every problem. */
@@ -94,6 +105,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     adminTokenFile: inData(v.GCKS_ADMIN_TOKEN_FILE, 'admin-token'),
     logLevel: v.GCKS_LOG_LEVEL,
     logJson: v.GCKS_LOG_JSON,
+    ikeHost: v.GCKS_IKE_HOST,
+    ikePort: v.GCKS_IKE_PORT,
+    ikeNatT: v.GCKS_IKE_NAT_T,
+    ...(v.GCKS_IKE_PLAIN_PORT !== undefined ? { ikePlainPort: v.GCKS_IKE_PLAIN_PORT } : {}),
+    gcksIdentity: v.GCKS_IDENTITY,
   };
 }
 
