@@ -35,6 +35,9 @@ def build(case):
                       auth_algo="SHA2-256-128", auth_key=bytes.fromhex(case["intKey"]))
     if case["mode"] == "tunnel":
         kwargs["tunnel_header"] = ip(src=case["outerSrc"], dst=case["outerDst"])
+    if case.get("esn") is not None:
+        # RFC 4303 ESN: the high 32 bits are authenticated but not sent.
+        kwargs.update(esn_en=True, esn=case["esn"])
     sa = SecurityAssociation(ESP, spi=case["spi"], **kwargs)
     enc = sa.encrypt(inner, seq_num=case["seq"], iv=bytes.fromhex(case["iv"]))
     enc = ip(raw(enc))

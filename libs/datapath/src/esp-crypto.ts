@@ -25,15 +25,17 @@ export interface EspCipher {
   readonly blockLength: number;
   /**
    * Writes IV, ciphertext (over the plaintext already at out[ptStart, ptEnd)) and ICV. The ESP
-   * header at out[hdr, hdr+8) must be written first (it is authenticated).
+   * header at out[hdr, hdr+8) must be written first (it is authenticated). The IV is
+   * `ivHigh || seq` (two 32-bit words). `esnHigh` >= 0 is the ESN's high half, authenticated but
+   * not sent (RFC 4303 §2.2.1, RFC 4106 §5); -1 without ESN.
    */
-  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number): void;
+  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number, esnHigh: number): void;
   /**
    * Verifies the ICV and decrypts buf[hdr, end). Returns the plaintext (payload, padding,
    * trailer) in a new buffer, or undefined if the ICV does not verify. The caller has checked
    * that the ciphertext length is positive and a multiple of `blockLength`.
    */
-  open(buf: Uint8Array, hdr: number, end: number): Buffer | undefined;
+  open(buf: Uint8Array, hdr: number, end: number, esnHigh: number): Buffer | undefined;
 }
 
 function put32(out: Uint8Array, o: number, v: number): void {
@@ -55,6 +57,8 @@ class AesGcmCipher implements EspCipher {
   // Scratch reused across packets (createCipheriv copies nonce and AAD).
   private readonly nonce = Buffer.alloc(GCM_NONCE_LENGTH);
   private readonly aad = Buffer.alloc(ESP_HEADER_LENGTH);
+  /** With ESN the AAD is SPI || Seq high || Seq low (RFC 4106 §5). */
+  private readonly aadEsn = Buffer.alloc(ESP_HEADER_LENGTH + 4);
 
   constructor(keyBits: 128 | 256, keyAndSalt: Uint8Array) {
     const keyLength = keyBits / 8;
@@ -66,14 +70,26 @@ class AesGcmCipher implements EspCipher {
     this.nonce.set(keyAndSalt.subarray(keyLength), 0);
   }
 
-  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number): void {
+  private fillAad(buf: Uint8Array, hdr: number, esnHigh: number): Buffer {
+    if (esnHigh < 0) {
+      const aad = this.aad;
+      for (let i = 0; i < ESP_HEADER_LENGTH; i++) aad[i] = buf[hdr + i]!;
+      return aad;
+    }
+    const aad = this.aadEsn;
+    for (let i = 0; i < 4; i++) aad[i] = buf[hdr + i]!;
+    put32(aad, 4, esnHigh);
+    for (let i = 4; i < ESP_HEADER_LENGTH; i++) aad[i + 4] = buf[hdr + i]!;
+    return aad;
+  }
+
+  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number, esnHigh: number): void {
     const ivAt = hdr + ESP_HEADER_LENGTH;
     put32(out, ivAt, ivHigh);
     put32(out, ivAt + 4, seq);
     const nonce = this.nonce;
-    const aad = this.aad;
     for (let i = 0; i < GCM_EXPLICIT_IV_LENGTH; i++) nonce[GCM_SALT_LENGTH + i] = out[ivAt + i]!;
-    for (let i = 0; i < ESP_HEADER_LENGTH; i++) aad[i] = out[hdr + i]!;
+    const aad = this.fillAad(out, hdr, esnHigh);
     const c = createCipheriv(this.algorithm, this.key, nonce, GCM_OPTIONS);
     c.setAAD(aad);
     out.set(c.update(out.subarray(ptStart, ptEnd)), ptStart);
@@ -81,12 +97,11 @@ class AesGcmCipher implements EspCipher {
     out.set(c.getAuthTag(), ptEnd);
   }
 
-  open(buf: Uint8Array, hdr: number, end: number): Buffer | undefined {
+  open(buf: Uint8Array, hdr: number, end: number, esnHigh: number): Buffer | undefined {
     const ivAt = hdr + ESP_HEADER_LENGTH;
     const nonce = this.nonce;
-    const aad = this.aad;
     for (let i = 0; i < GCM_EXPLICIT_IV_LENGTH; i++) nonce[GCM_SALT_LENGTH + i] = buf[ivAt + i]!;
-    for (let i = 0; i < ESP_HEADER_LENGTH; i++) aad[i] = buf[hdr + i]!;
+    const aad = this.fillAad(buf, hdr, esnHigh);
     const d = createDecipheriv(this.algorithm, this.key, nonce, GCM_OPTIONS);
     d.setAAD(aad);
     d.setAuthTag(buf.subarray(end - GCM_ICV_LENGTH, end));
@@ -115,6 +130,7 @@ class AesCbcHmacCipher implements EspCipher {
   private readonly key: KeyObject;
   private readonly macKey: KeyObject;
   private readonly counter = Buffer.alloc(AES_BLOCK_LENGTH);
+  private readonly high = Buffer.alloc(4);
 
   constructor(keyBits: 128 | 256, key: Uint8Array, integrityKey: Uint8Array | undefined) {
     if (key.length !== keyBits / 8) {
@@ -129,7 +145,17 @@ class AesCbcHmacCipher implements EspCipher {
     this.macKey = createSecretKey(Buffer.from(integrityKey));
   }
 
-  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number): void {
+  /** HMAC over SPI..ciphertext, then the ESN high half when used (RFC 4303 §2.2.1, §3.3.2.1). */
+  private mac(buf: Uint8Array, hdr: number, end: number, esnHigh: number): Buffer {
+    const h = createHmac('sha256', this.macKey).update(buf.subarray(hdr, end));
+    if (esnHigh >= 0) {
+      put32(this.high, 0, esnHigh);
+      h.update(this.high);
+    }
+    return h.digest();
+  }
+
+  seal(out: Uint8Array, hdr: number, ivHigh: number, seq: number, ptStart: number, ptEnd: number, esnHigh: number): void {
     put32(this.counter, 0, ivHigh);
     put32(this.counter, 4, seq);
     const e = createCipheriv(this.ecb, this.key, null);
@@ -140,13 +166,13 @@ class AesCbcHmacCipher implements EspCipher {
     c.setAutoPadding(false);
     out.set(c.update(out.subarray(ptStart, ptEnd)), ptStart);
     c.final();
-    const mac = createHmac('sha256', this.macKey).update(out.subarray(hdr, ptEnd)).digest();
+    const mac = this.mac(out, hdr, ptEnd, esnHigh);
     out.set(mac.subarray(0, HMAC_SHA256_128_ICV_LENGTH), ptEnd);
   }
 
-  open(buf: Uint8Array, hdr: number, end: number): Buffer | undefined {
+  open(buf: Uint8Array, hdr: number, end: number, esnHigh: number): Buffer | undefined {
     const icvAt = end - HMAC_SHA256_128_ICV_LENGTH;
-    const mac = createHmac('sha256', this.macKey).update(buf.subarray(hdr, icvAt)).digest();
+    const mac = this.mac(buf, hdr, icvAt, esnHigh);
     if (!timingSafeEqual(mac.subarray(0, HMAC_SHA256_128_ICV_LENGTH), buf.subarray(icvAt, end))) return undefined;
     const ivAt = hdr + ESP_HEADER_LENGTH;
     const d = createDecipheriv(this.cbc, this.key, buf.subarray(ivAt, ivAt + AES_BLOCK_LENGTH));

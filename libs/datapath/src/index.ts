@@ -4,7 +4,7 @@ export * from './memory-bind.js';
 export * from './types.js';
 export * from './errors.js';
 export * from './constants.js';
-export { ReplayWindow } from './replay-window.js';
+export { inferEsn, ReplayWindow } from './replay-window.js';
 export { Gspd } from './gspd.js';
 export { createEspCipher, type EspCipher } from './esp-crypto.js';
 export type { SendOutcome } from './send.js';

@@ -46,7 +46,11 @@ import {
 } from '@app/codec';
 import type { InboundDatagram } from './bind.js';
 import type { DatapathContext } from './context.js';
+import { inferEsn } from './replay-window.js';
 import type { SaEntry } from './sa-table.js';
+
+/** ESN inference without an anti-replay window: accept up to half the space behind the top. */
+const ESN_UNWINDOWED = 0x8000_0000;
 
 /** What happened to one inbound datagram. */
 export type ReceiveOutcome = 'delivered' | 'dropped' | 'ike' | 'keepalive';
@@ -160,8 +164,19 @@ export class ReceivePipeline {
       ctx.drop('expired');
       return 'dropped';
     }
-    const seq =
+    const seqLow =
       ((data[espStart + 4]! << 24) >>> 0) + ((data[espStart + 5]! << 16) | (data[espStart + 6]! << 8) | data[espStart + 7]!);
+    let seq = seqLow;
+    let seqHigh = -1;
+    if (sa.esn) {
+      // RFC 4303 Appendix A2: the high half from the window (or half the space without one).
+      seq = sa.replay ? inferEsn(sa.replay.highest, sa.replay.size, seqLow) : inferEsn(sa.esnTop, ESN_UNWINDOWED, seqLow);
+      if (seq < 0) {
+        ctx.drop('replay');
+        return 'dropped';
+      }
+      seqHigh = Math.floor(seq / 0x1_0000_0000);
+    }
     if (sa.replay && !sa.replay.check(seq)) {
       ctx.drop('replay');
       return 'dropped';
@@ -173,7 +188,7 @@ export class ReceivePipeline {
       ctx.drop('malformed');
       return 'dropped';
     }
-    const pt = cipher.open(data, espStart, espEnd);
+    const pt = cipher.open(data, espStart, espEnd, seqHigh);
     if (!pt) {
       ctx.drop('icv');
       return 'dropped';
@@ -194,6 +209,7 @@ export class ReceivePipeline {
       ctx.drop('replay');
       return 'dropped';
     }
+    if (sa.esn && !sa.replay && seq > sa.esnTop) sa.esnTop = seq;
     sa.packetsIn++;
     sa.bytesIn += payloadLength;
     sa.lastUsed = now;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReplayWindow } from '@app/datapath';
+import { inferEsn, ReplayWindow } from '@app/datapath';
 
 /** The naive model: a set of accepted numbers and the highest one (RFC 4303 §3.4.3 in words). */
 class NaiveWindow {
@@ -57,5 +57,33 @@ describe('ReplayWindow (RFC 6479 bitmap)', () => {
       ),
       { numRuns: 300, seed: 6479 },
     );
+  });
+
+  it('handles 64-bit (ESN) numbers across the 2^32 boundary', () => {
+    const sut = new ReplayWindow(64);
+    const base = 2 ** 32;
+    expect(sut.update(base - 2)).toBe(true);
+    expect(sut.update(base)).toBe(true);
+    expect(sut.update(base - 1)).toBe(true);
+    expect(sut.update(base - 1)).toBe(false);
+    expect(sut.update(base + 100)).toBe(true);
+    expect(sut.check(base + 36)).toBe(false);
+    expect(sut.check(base + 37)).toBe(true);
+  });
+});
+
+describe('inferEsn (RFC 4303 Appendix A2.2)', () => {
+  const T = 2 ** 32;
+  it('case A: window inside one subspace', () => {
+    expect(inferEsn(T + 1000, 64, 990)).toBe(T + 990); // in the window
+    expect(inferEsn(T + 1000, 64, 2000)).toBe(T + 2000); // right of it
+    expect(inferEsn(T + 1000, 64, 900)).toBe(2 * T + 900); // left of the window: next subspace
+    expect(inferEsn(T - 1, 64, 0)).toBe(T); // the wrap
+  });
+  it('case B: window spanning two subspaces', () => {
+    expect(inferEsn(T + 10, 64, T - 5)).toBe(T - 5); // previous subspace, inside the window
+    expect(inferEsn(T + 10, 64, 20)).toBe(T + 20);
+    expect(inferEsn(10, 64, T - 5)).toBe(-1); // before the first subspace
+    expect(inferEsn(0, 64, 1)).toBe(1);
   });
 });

@@ -1,5 +1,5 @@
 import { ESP_SPI_MIN, formatIpAddress, isCodecError, parseIpAddress, UDP_ENCAP_PORT } from '@app/codec';
-import { REPLAY_WINDOW_MAX, REPLAY_WINDOW_MIN, SENDER_ID_BITS_MAX } from './constants.js';
+import { REPLAY_WINDOW_MAX, REPLAY_WINDOW_MIN, SENDER_ID_BITS_MAX, SEQUENCE_MAX } from './constants.js';
 import { createEspCipher, type EspCipher } from './esp-crypto.js';
 import { DatapathConfigError } from './errors.js';
 import { ReplayWindow } from './replay-window.js';
@@ -46,6 +46,12 @@ export class SaEntry {
   readonly replay: ReplayWindow | undefined;
   /** The IV's high 32 bits: the sender ID in its most significant bits (RFC 6054 §3). */
   readonly ivHigh: number;
+  /** Extended Sequence Numbers (RFC 4303 §2.2.1). */
+  readonly esn: boolean;
+  /** The last sequence number this SA may send: the counter must not cycle (RFC 4303 §3.3.3). */
+  readonly seqLimit: number;
+  /** With ESN and no replay window: the highest authenticated number, for inference. */
+  esnTop = 0;
   readonly soft: LifetimeBound | undefined;
   readonly hard: LifetimeBound | undefined;
   readonly installedAt: number;
@@ -127,6 +133,10 @@ export class SaEntry {
       throw new DatapathConfigError('BAD_SENDER_ID', `sender ID ${id} does not fit ${bits} bits`);
     }
     this.ivHigh = bits === 0 ? 0 : (id * 2 ** (32 - bits)) >>> 0;
+    this.esn = sa.extendedSequenceNumbers === true;
+    // With ESN the IV is sender ID || 64-bit counter, so the counter has 64 - bits bits (and JS
+    // numbers are exact to 2^53); without, the 32-bit counter ends the SA.
+    this.seqLimit = this.esn ? Math.min(Number.MAX_SAFE_INTEGER, 2 ** (64 - bits) - 1) : SEQUENCE_MAX;
     checkBound(sa.lifetime?.soft, 'soft');
     checkBound(sa.lifetime?.hard, 'hard');
     this.soft = sa.lifetime?.soft;

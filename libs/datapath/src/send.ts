@@ -44,13 +44,14 @@ import {
   writeUdpHeader,
 } from '@app/codec';
 import type { NetworkFraming } from './bind.js';
-import { SEQUENCE_MAX } from './constants.js';
 import type { DatapathContext } from './context.js';
 import type { CompiledEntry } from './gspd.js';
 import type { SaEntry } from './sa-table.js';
 
 /** What happened to one outbound packet. */
 export type SendOutcome = 'sent' | 'bypassed' | 'sentClear' | 'dropped' | 'held';
+
+const TWO32 = 0x1_0000_0000;
 
 function put32(out: Uint8Array, o: number, v: number): void {
   out[o] = (v >>> 24) & 0xff;
@@ -182,8 +183,8 @@ export class SendPipeline {
   private protect(sa: SaEntry, packet: Uint8Array, p: IpPacketInfo, now: number): SendOutcome {
     const ctx = this.ctx;
     const bind = ctx.bind;
-    if (sa.seqOut >= SEQUENCE_MAX) {
-      // RFC 4303 §3.3.3: without ESN the counter must not cycle; the SA is spent.
+    if (sa.seqOut >= sa.seqLimit) {
+      // RFC 4303 §3.3.3: the counter must not cycle; the SA is spent.
       ctx.expireHard(sa, 'sequence', now);
       ctx.drop('expired');
       return 'dropped';
@@ -220,15 +221,18 @@ export class SendPipeline {
     const out = ctx.allocOut(total);
     const esp = ipLength + udpLength;
     const seq = ++sa.seqOut;
+    // With ESN only the low half travels; the high half is authenticated and sits in the IV.
+    const seqLow = sa.esn ? seq % TWO32 : seq;
+    const seqHigh = sa.esn ? Math.floor(seq / TWO32) : -1;
     put32(out, esp, sa.spi);
-    put32(out, esp + 4, seq);
+    put32(out, esp + 4, seqLow);
     const ptStart = esp + ESP_HEADER_LENGTH + cipher.ivLength;
     out.set(packet.subarray(payloadStart, p.end), ptStart);
     let t = ptStart + payloadLength;
     for (let i = 1; i <= pad; i++) out[t++] = i;
     out[t++] = pad;
     out[t++] = nextHeader;
-    cipher.seal(out, esp, sa.ivHigh, seq, ptStart, t);
+    cipher.seal(out, esp, sa.esn ? (sa.ivHigh | seqHigh) >>> 0 : sa.ivHigh, seqLow, ptStart, t, seqHigh);
 
     // Outer addresses: RFC 5374 §5.1 "copied from inner hdr" when preserved, else constructed.
     let srcBuf: Uint8Array;

@@ -86,6 +86,12 @@ export interface SaConfig {
   readonly encryptionKey: Uint8Array;
   /** CBC+HMAC only: the 32-byte HMAC-SHA-256 key (RFC 4868 §2.1.1). */
   readonly integrityKey?: Uint8Array;
+  /**
+   * 64-bit Extended Sequence Numbers (RFC 4303 §2.2.1): only the low 32 bits travel, the high
+   * half is authenticated (GCM AAD SPI||high||low, RFC 4106 §5; HMAC over ...||high) and inferred
+   * by the receiver (RFC 4303 Appendix A2). Default false.
+   */
+  readonly extendedSequenceNumbers?: boolean;
   /** Anti-replay window in packets: 0 (off) or 64..4096 (RFC 4303 §3.4.3, RFC 6479). */
   readonly replayWindow: number;
   /** RFC 6054: this member's sender ID, placed in the IV's most significant bits. */
