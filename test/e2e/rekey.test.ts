@@ -1,0 +1,130 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EncrId } from '@app/codec';
+import { buildGsaRekey, groupPayloads } from '@app/gkm';
+import { startTestGcks, type TestGcks } from '../support/gcks-test-app.js';
+import { gkmHelpers } from '../support/gcks-gkm.js';
+import type { GmClient } from '../support/gm-client.js';
+
+/**
+ * GSA_REKEY from the real GCKS, received by members over loopback multicast (127.0.0.1 interface):
+ * forced rekey through REST, eviction with forward access control, replays and forgeries dropped,
+ * GSA_INBAND_REKEY over a member's IKE SA, Message IDs that only grow.
+ */
+
+let gcks: TestGcks;
+const h = gkmHelpers(() => gcks);
+const clients: GmClient[] = [];
+const REKEY_ADDR = `239.78.${process.pid % 250}.1`;
+const REKEY_PORT = 30_000 + (process.pid % 20_000);
+let groupId: string;
+let a: GmClient;
+let b: GmClient;
+let c: GmClient;
+const raw: Uint8Array[] = [];
+
+async function join(identity: string): Promise<GmClient> {
+  const m = await h.member(identity);
+  clients.push(m);
+  const r = await m.register({ gcksPort: h.registration().port, group: 'live', ca: h.ca(), ownerAnchor: h.ownerAnchor() });
+  expect(r.ok, JSON.stringify(r)).toBe(true);
+  await m.listenRekeys(REKEY_ADDR, REKEY_PORT, h.ownerAnchor(), 'live');
+  return m;
+}
+
+beforeAll(async () => {
+  gcks = await startTestGcks();
+  groupId = await h.group('live', REKEY_ADDR, REKEY_PORT, [{ idType: 'san-dns', pattern: '*.example.net', role: 'both' }]);
+  a = await join('a.example.net');
+  b = await join('b.example.net');
+  c = await join('c.example.net');
+  // Keep the raw datagrams A receives, for replays.
+  a['rekeySocket']!.on('message', (msg: Buffer) => raw.push(new Uint8Array(msg)));
+});
+afterAll(async () => {
+  for (const m of clients) m.close();
+  await gcks?.close();
+});
+
+const okIds = (m: GmClient) => m.rekeys.filter((e) => e.ok).map((e) => (e as { messageId: number }).messageId);
+
+describe('GSA_REKEY over loopback multicast', () => {
+  it('a forced rekey (REST) reaches every member, signed and under the current KEK; copies are dropped as replays', async () => {
+    const tekBefore = Buffer.from(a.teks[0]!.encKey);
+    const res = await h.api.post(`/api/v1/groups/${groupId}/rekey`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [id] = res.body.messageIds as number[];
+    for (const m of [a, b, c]) await m.waitFor(() => okIds(m).includes(id!));
+    for (const m of [a, b, c]) expect(Buffer.from(m.teks[0]!.encKey)).not.toEqual(tekBefore);
+    expect(Buffer.from(a.teks[0]!.encKey)).toEqual(Buffer.from(c.teks[0]!.encKey));
+    // The policy's retransmissions arrive too: every copy after the first is refused (new SA / replay).
+    await a.waitFor(() => a.rekeys.filter((e) => !e.ok).length >= 1, 4000);
+    expect(a.rekeys.filter((e) => !e.ok).every((e) => !e.ok && (e.reason === 'REPLAY' || e.reason === 'WRONG_SPI'))).toBe(true);
+    const status = await h.api.get(`/api/v1/groups/${groupId}/keys`);
+    expect(status.body).toMatchObject({ members: 3, lastMessageId: id });
+  });
+
+  it('forged rekeys are dropped: a flipped octet (INTEGRITY), a valid KEK but a signer the member does not accept (BAD_SIGNATURE), a replay', async () => {
+    const res = await h.api.post(`/api/v1/groups/${groupId}/rekey`);
+    const [id] = res.body.messageIds as number[];
+    await a.waitFor(() => okIds(a).includes(id!));
+    const last = raw[raw.length - 1]!;
+    const flipped = Uint8Array.from(last);
+    flipped[flipped.length - 5]! ^= 0x40;
+    const kek = (a as unknown as { kek: { enc: Uint8Array; integ: Uint8Array; gskW: Uint8Array } }).kek;
+    const rogue = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const forged = buildGsaRekey({
+      rekeySpi: a.rekeySpi!,
+      messageId: a.minMessageId + 5,
+      payloads: groupPayloads({
+        data: [{ spi: 0x1234, source: a.teks[0]!.policy.source, destination: a.teks[0]!.policy.destination, encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, sn: 2, keyMaterial: new Uint8Array(36) }],
+        gskW: kek.gskW,
+        registration: false,
+      }),
+      suite: { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, integId: 0 },
+      kek: { enc: kek.enc, integ: kek.integ },
+      signingKey: rogue.privateKey,
+      random: (n) => new Uint8Array(randomBytes(n)),
+    });
+    const minBefore = a.minMessageId;
+    expect(a.onRekey(flipped)).toMatchObject({ ok: false });
+    expect(a.onRekey(forged)).toMatchObject({ ok: false, reason: 'BAD_SIGNATURE' });
+    expect(a.onRekey(last)).toMatchObject({ ok: false });
+    expect(a.minMessageId).toBe(minBefore);
+  });
+
+  it('GSA_INBAND_REKEY over the member IKE SA delivers the current SAs', async () => {
+    const list = await h.api.get(`/api/v1/groups/${groupId}/members`);
+    const bId = list.body.find((x: { identity: string }) => x.identity === 'b.example.net').id;
+    const res = await h.api.post(`/api/v1/groups/${groupId}/members/${bId}/inband-rekey`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    await b.waitFor(() => b.inband.length > 0);
+    expect(b.inband[0]).toMatchObject({ ok: true, teks: 1 });
+    expect(Buffer.from(b.teks[0]!.encKey)).toEqual(Buffer.from(a.teks[0]!.encKey));
+  });
+
+  it('eviction (REST) rekeys at once: the others follow the new KEK and TEKs; the evicted member cannot', async () => {
+    const list = await h.api.get(`/api/v1/groups/${groupId}/members`);
+    const cId = list.body.find((x: { identity: string }) => x.identity === 'c.example.net').id;
+    const nC = c.rekeys.length;
+    const res = await h.api.delete(`/api/v1/groups/${groupId}/members/${cId}`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const ids = res.body.messageIds as number[];
+    expect(ids).toHaveLength(2); // KEK message, then TEKs under the new Rekey SA (forward access control)
+    for (const m of [a, b]) await m.waitFor(() => ids.every((i) => okIds(m).includes(i)));
+    expect(Buffer.from(a.teks[0]!.encKey)).toEqual(Buffer.from(b.teks[0]!.encKey));
+    await c.waitFor(() => c.rekeys.length > nC);
+    expect(c.rekeys.slice(nC).some((e) => e.ok)).toBe(false);
+    expect(Buffer.from(c.teks[0]!.encKey)).not.toEqual(Buffer.from(a.teks[0]!.encKey));
+    const after = await h.api.get(`/api/v1/groups/${groupId}/members`);
+    expect(after.body.find((x: { id: string }) => x.id === cId)).toMatchObject({ state: 'evicted' });
+    const audit = await gcks.ds.query(`SELECT "actor" FROM "audit_log" WHERE "action" = 'evict'`);
+    expect(audit[0].actor).toMatch(/^admin:/);
+  });
+
+  it('Message IDs only grow across every rekey a member accepted', () => {
+    const ids = okIds(a);
+    expect(ids.length).toBeGreaterThan(3);
+    for (let i = 1; i < ids.length; i++) expect(ids[i]!).toBeGreaterThan(ids[i - 1]!);
+  });
+});
