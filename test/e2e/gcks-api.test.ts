@@ -218,6 +218,15 @@ describe('groups', () => {
     await expectRejected(() => api.post('/api/v1/groups', { name: 'r', address: '239.1.1.1', rekeyPort: 70000 }), 'rekeyPort');
     const g = await createGroup({ rekeyAddress: '239.9.9.9', rekeyPort: 8500 });
     expect(g).toMatchObject({ rekeyAddress: '239.9.9.9', rekeyPort: 8500 });
+    // A defaulted rekey address follows the group address; switching transport resets what no longer applies.
+    const d = await createGroup({ address: '239.4.4.4' });
+    expect((await api.patch(`/api/v1/groups/${d.id}`, { address: '239.5.5.5' })).body).toMatchObject({ rekeyAddress: '239.5.5.5', rekeyPort: 4500 });
+    expect((await api.patch(`/api/v1/groups/${d.id}`, { rekeyTransport: 'unicast' })).body).toMatchObject({ rekeyAddress: null, rekeyPort: null });
+    expect((await api.patch(`/api/v1/groups/${d.id}`, { rekeyTransport: 'multicast' })).body).toMatchObject({ rekeyAddress: '239.5.5.5', rekeyPort: 4500 });
+    expect((await api.patch(`/api/v1/groups/${g.id}`, { address: '239.6.6.6' })).body).toMatchObject({ rekeyAddress: '239.9.9.9', rekeyPort: 8500 });
+    const docs = await request(gcks.server).get('/api/docs/');
+    expect(docs.status).toBe(200);
+    expect(docs.text).toContain('swagger');
   });
 });
 

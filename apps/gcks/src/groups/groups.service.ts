@@ -99,6 +99,17 @@ export class GroupsService {
       for (const [k, v] of Object.entries(dto) as [keyof GroupSettings, never][]) {
         if (v !== undefined) next[k] = v;
       }
+      // Follow-on defaults, so that switching one setting does not force the client to clear others.
+      if (dto.rekeyAddress === undefined) {
+        if (next.rekeyTransport === 'unicast') next.rekeyAddress = null;
+        else if (before.rekeyTransport === 'unicast' || before.rekeyAddress === before.address) {
+          next.rekeyAddress = next.addressType === 'multicast' ? next.address : null;
+        }
+      }
+      if (dto.rekeyPort === undefined) {
+        if (next.rekeyTransport === 'unicast') next.rekeyPort = null;
+        else if (next.rekeyPort === null) next.rekeyPort = DEFAULT_REKEY_PORT;
+      }
       const errors = validateGroupSettings(next);
       if (errors.length === 0) errors.push(...(await this.crossCheck(em, id, next)));
       assertValid(errors);
