@@ -486,4 +486,35 @@ describe('Datapath send/receive', () => {
       expect(c.b.sut.stats().drops.icv).toBe(1);
     }
   });
+
+  it('transport mode over IPv6 keeps extension headers outside ESP and restores them on receipt', () => {
+    const entries: GspdEntry[] = [{ id: 'p1', action: 'protect', groupId: 'g1', selector: { destination: 'ff3e::/16' } }];
+    const clock = new ManualClock();
+    const mk = () => {
+      const bind = new MemoryNetworkBind({ framings: ['raw-ip'] });
+      const port = new MemoryPlaintextPort();
+      const sut = new Datapath({ clock, bind, port });
+      sut.installPolicy(entries);
+      sut.installSa(gcmSa({ spi: 0x1011, destination: 'ff3e::9', mode: 'transport', addressPreservation: 'none' }));
+      return { sut, bind, port };
+    };
+    const a = mk();
+    const b = mk();
+    // IPv6 | Hop-by-Hop (Router Alert) | UDP
+    const plain = udpPacket({ src: '2001:db8::1', dst: 'ff3e::9', payload: 'with hop-by-hop' });
+    const pkt = new Uint8Array(plain.length + 8);
+    pkt.set(plain.subarray(0, 40), 0);
+    pkt[6] = 0; // next header: Hop-by-Hop
+    const pl = plain.length - 40 + 8;
+    pkt[4] = pl >> 8;
+    pkt[5] = pl & 0xff;
+    pkt.set([17, 0, 5, 2, 0, 0, 1, 0], 40); // next UDP, len 0, Router Alert, PadN
+    pkt.set(plain.subarray(40), 48);
+    expect(a.sut.send(pkt)).toBe('sent');
+    const out = a.bind.sent[0]!.data;
+    expect(out[6]).toBe(0); // Hop-by-Hop still first
+    expect(out[40]).toBe(50); // ...and it now announces ESP
+    expect(b.sut.receive(toInbound(a.bind.sent[0]!))).toBe('delivered');
+    expect(Buffer.from(b.port.delivered[0]!)).toEqual(Buffer.from(pkt));
+  });
 });
