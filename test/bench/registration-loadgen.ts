@@ -1,0 +1,97 @@
+/**
+ * Load generator of `npm run bench:registration` (forked by registration.ts): registers members
+ * with the GCKS over loopback UDP (RFC 3948 framing), each with its own ECDSA P-256 certificate
+ * from the group CA (given by the parent, made before the timed window), KE group 19, a bounded
+ * number in flight. Every answer is opened (GSA and KD unwrapped with GSK_w); a registration that
+ * fails or times out is a failure. Reports its own CPU time.
+ */
+import { createSocket } from 'node:dgram';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { IdType, IkeExchange, idgKeyId } from '@app/codec';
+import { parseCertificate } from '@app/crypto';
+import { IkeInitiator, openRegistrationResponse, registrationRequestPayloads, type IkePath } from '@app/gkm';
+import { GM_PROPOSAL, realIkeClock } from '../support/gm-client.js';
+
+interface Job {
+  port: number;
+  group: string;
+  caDer: string;
+  members: { identity: string; keyPem: string; certDer: string }[];
+  concurrency: number;
+}
+
+const rnd = (n: number) => new Uint8Array(randomBytes(n));
+
+process.once('message', (job: Job) => {
+  const ca = parseCertificate(new Uint8Array(Buffer.from(job.caDer, 'hex')));
+  const creds: { identity: string; key: KeyObject; cert: Uint8Array }[] = job.members.map((m) => ({
+    identity: m.identity,
+    key: createPrivateKey(m.keyPem),
+    cert: new Uint8Array(Buffer.from(m.certDer, 'hex')),
+  }));
+  const sock = createSocket({ type: 'udp4' });
+  const byspi = new Map<string, IkeInitiator>();
+  sock.bind({ address: '127.0.0.1', port: 0 }, () => {
+    const localPort = sock.address().port;
+    const path: IkePath = { remoteAddress: '127.0.0.1', remotePort: job.port, localAddress: '127.0.0.1', localPort, marker: true };
+    sock.on('message', (msg) => {
+      // RFC 3948 non-ESP marker (4 zero octets), then the IKE header: SPIi at 0..8.
+      const spi = msg.subarray(4, 12).toString('hex');
+      byspi.get(spi)?.receive(msg, path);
+    });
+    process.send!({ ready: true });
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    let next = 0;
+    let done = 0;
+    let failures = 0;
+    const reasons: Record<string, number> = {};
+    const finish = () => {
+      const cpu = process.cpuUsage(cpu0);
+      process.send!({ done: true, completed: done - failures, failures, reasons, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuS: (cpu.user + cpu.system) / 1e6 });
+      sock.close();
+    };
+    const launch = () => {
+      if (next >= creds.length) return;
+      const c = creds[next++]!;
+      const ini = new IkeInitiator({
+        transport: { send: (d, p) => sock.send(d, p.remotePort, p.remoteAddress) },
+        clock: realIkeClock,
+        random: rnd,
+        path,
+        proposals: [GM_PROPOSAL],
+        localId: { idType: IdType.ID_FQDN, data: new TextEncoder().encode(c.identity) },
+        localAuth: { kind: 'signature', privateKey: c.key, certificates: [c.cert] },
+        peer: { trustAnchors: [ca] },
+        authExchangeType: IkeExchange.GSA_AUTH,
+        authPayloads: registrationRequestPayloads(idgKeyId(job.group)),
+        retransmit: { timeoutMs: 2000, tries: 3 },
+        initialContact: false,
+      });
+      const spi = Buffer.from(ini.spiI).toString('hex');
+      byspi.set(spi, ini);
+      ini
+        .start()
+        .then(({ sa, authResponse }) => {
+          const r = openRegistrationResponse(authResponse, sa.state);
+          if (!r.ok) {
+            failures++;
+            reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
+          }
+          sa.close();
+        })
+        .catch((e: Error) => {
+          failures++;
+          const k = e.message.split(':')[0]!;
+          reasons[k] = (reasons[k] ?? 0) + 1;
+        })
+        .finally(() => {
+          byspi.delete(spi);
+          done++;
+          if (done === creds.length) finish();
+          else launch();
+        });
+    };
+    for (let i = 0; i < job.concurrency; i++) launch();
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Registration benchmark (issue 5): the GCKS (this process: the real Nest app, SQLite file, G-IKEv2
+ * responder on loopback UDP) and a load generator in a separate process (registration-loadgen.ts)
+ * registering BENCH_MEMBERS members (default 10,000) with ECDSA P-256 certificates from the group CA
+ * and KE group 19. Keys and certificates are made before the timed window. Prints registrations
+ * completed per second at the GCKS and each process's CPU seconds; the last line is one JSON object.
+ *
+ *   npm run bench:registration        (BENCH_MEMBERS=2000 for a quick run)
+ */
+import { fork } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { IdType } from '@app/codec';
+import { createApp } from '../../apps/gcks/src/bootstrap.js';
+import { loadConfig } from '../../apps/gcks/src/config/gcks-config.js';
+import { GcksKeysService } from '../../apps/gcks/src/keys/gcks-keys.service.js';
+import { RegistrationService } from '../../apps/gcks/src/registration/registration.service.js';
+import { tempDir } from '../support/temp-dir.js';
+
+const N = Number(process.env.BENCH_MEMBERS ?? 10_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+
+async function main(): Promise<void> {
+  const dir = tempDir('gcks-bench-');
+  const config = loadConfig({ GCKS_DATA_DIR: dir.path, GCKS_HTTP_PORT: '0', GCKS_IKE_PORT: '0', GCKS_LOG_LEVEL: 'error' });
+  const gcks = await createApp(config, { logger: false });
+  await gcks.app.listen(0, '127.0.0.1');
+  const token = (await import('node:fs')).readFileSync(config.adminTokenFile, 'utf8').trim();
+  const base = `http://127.0.0.1:${(gcks.app.getHttpServer().address() as { port: number }).port}`;
+  const post = async (path: string, body: unknown) => {
+    const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return (await r.json()) as { id: string };
+  };
+  const g = await post('/api/v1/groups', { name: 'bench', address: '239.1.2.3', serviceModel: 'any-to-any', rekeyAddress: '239.255.90.1', rekeyPort: 48_848 });
+  await post(`/api/v1/groups/${g.id}/policies`, { name: 'bench-data', protocol: 17, destinationPort: 5000 });
+  await post(`/api/v1/groups/${g.id}/pad-rules`, { idType: 'san-dns', pattern: '*.bench.example.org', role: 'receiver' });
+
+  // Credentials, outside the timed window.
+  const keys = gcks.app.get(GcksKeysService);
+  const reg = gcks.app.get(RegistrationService);
+  const t0 = Date.now();
+  const members = Array.from({ length: N }, (_, i) => {
+    const kp = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const identity = `m${i}.bench.example.org`;
+    const der = keys.issueMemberCertificate({ idType: IdType.ID_FQDN, value: identity }, kp.publicKey);
+    return { identity, keyPem: kp.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, certDer: Buffer.from(der).toString('hex') };
+  });
+  process.stdout.write(`credentials for ${N} members made in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+
+  const child = fork(fileURLToPath(new URL('./registration-loadgen.js', import.meta.url)));
+  const result = await new Promise<{ completed: number; failures: number; reasons: Record<string, number>; seconds: number; cpuS: number; gcksCpuS: number; gcksEstablished: number; wall: number }>((resolve, reject) => {
+    let cpu0 = process.cpuUsage();
+    let est0 = 0;
+    let start = 0n;
+    child.on('message', (m: { ready?: boolean; done?: boolean; completed: number; failures: number; reasons: Record<string, number>; seconds: number; cpuS: number }) => {
+      if (m.ready) {
+        cpu0 = process.cpuUsage();
+        est0 = reg.counters.established ?? 0;
+        start = process.hrtime.bigint();
+        return;
+      }
+      if (m.done) {
+        const wall = Number(process.hrtime.bigint() - start) / 1e9;
+        const cpu = process.cpuUsage(cpu0);
+        resolve({ ...m, gcksCpuS: (cpu.user + cpu.system) / 1e6, gcksEstablished: (reg.counters.established ?? 0) - est0, wall });
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited ${code}`)));
+    child.send({ port: reg.port, group: 'bench', caDer: Buffer.from(keys.owner.ca.certificate.der).toString('hex'), members, concurrency: CONCURRENCY });
+  });
+  const status = reg.groupStatus(g.id)!;
+  const rows = (await gcks.app.get((await import('typeorm')).DataSource).query(`SELECT count(*) AS n FROM "members" WHERE "groupId" = ?`, [g.id]))[0].n as number;
+  const perS = result.gcksEstablished / result.wall;
+  process.stdout.write(
+    [
+      `members registered at the GCKS: ${result.gcksEstablished} of ${N} in ${result.wall.toFixed(2)} s (${rows} member rows, LKH epoch ${status.epoch}, last GSA_REKEY Message ID ${status.lastMessageId})`,
+      `registrations per second at the GCKS: ${perS.toFixed(0)}`,
+      `CPU: GCKS ${result.gcksCpuS.toFixed(2)} s (${((result.gcksCpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration), load generator ${result.cpuS.toFixed(2)} s`,
+      `failures: ${result.failures} ${JSON.stringify(result.reasons)}; concurrency ${CONCURRENCY}`,
+      '',
+    ].join('\n'),
+  );
+  await gcks.app.close();
+  dir.remove();
+  process.stdout.write(
+    `${JSON.stringify({
+      members: N,
+      seconds: Number(result.wall.toFixed(3)),
+      registrations_per_s: Number(perS.toFixed(1)),
+      gcks_cpu_s: Number(result.gcksCpuS.toFixed(3)),
+      loadgen_cpu_s: Number(result.cpuS.toFixed(3)),
+      failures: result.failures,
+      concurrency: CONCURRENCY,
+    })}\n`,
+  );
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
