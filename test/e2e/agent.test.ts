@@ -1,0 +1,194 @@
+import dgram from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAgentConfig, type AgentConfigInput } from '../../apps/member-agent/src/config/agent-config.js';
+import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
+import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
+import { StatusServer, agentStatus } from '../../apps/member-agent/src/status/agent-status.js';
+import { TestGcks } from '../support/agent-gcks.js';
+
+/**
+ * Three member agents in socket mode on loopback (real UDP, real multicast on 127.0.0.1) against
+ * an in-process GCKS speaking G-IKEv2: registration, numbered messages from a speaker to two
+ * receivers, a receiver-only member's send dropped by its own GSPD, a forced rekey with rollover
+ * (nothing lost, nothing twice, the speaker switches only after ATD), an eviction after which the
+ * evicted member receives nothing new while the others lose nothing, and de-registration.
+ */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const base = 30_000 + (process.pid % 5_000) * 4;
+const ESP_PORT = base;
+const REKEY_PORT = base + 1;
+const DATA_PORT = ESP_PORT; // ESP in UDP to the group on the same port as the inner data port
+const GROUP = `239.71.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+const REKEY_GROUP = `239.72.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+const PSK = 'correct horse battery staple';
+const ATD = 1;
+const DTD = 1;
+
+async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+class App {
+  readonly got: number[] = [];
+  private constructor(readonly socket: dgram.Socket, readonly agentPort: number) {}
+  static async open(agentPort: number): Promise<App> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const app = new App(s, agentPort);
+    s.on('message', (m) => app.got.push(m.readUInt32BE(0)));
+    return app;
+  }
+  subscribe(): void {
+    this.socket.send(Buffer.alloc(0), this.agentPort, '127.0.0.1');
+  }
+  send(n: number): void {
+    const b = Buffer.alloc(64);
+    b.writeUInt32BE(n, 0);
+    this.socket.send(b, this.agentPort, '127.0.0.1');
+  }
+  close(): Promise<void> {
+    return new Promise((r) => this.socket.close(() => r()));
+  }
+}
+
+describe('member agent end to end on loopback (socket mode, in-process GCKS)', () => {
+  let gcks: TestGcks;
+  const agents: Record<string, MemberAgent> = {};
+  const apps: Record<string, App> = {};
+  const logs: string[] = [];
+  const names = { s: 'talker.speakers.test', a: 'a.rx.test', b: 'b.rx.test' } as const;
+
+  async function sendBurst(from: number, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      apps.s!.send(from + i);
+      if (i % 20 === 19) await sleep(5);
+    }
+  }
+
+  beforeAll(async () => {
+    gcks = await TestGcks.start({ group: 'demo', groupAddress: GROUP, dataPort: DATA_PORT, rekeyAddress: REKEY_GROUP, rekeyPort: REKEY_PORT, atd: ATD, dtd: DTD, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    let appPort = base + 2;
+    for (const [key, id] of Object.entries(names)) {
+      const input: AgentConfigInput = {
+        identity: { kind: 'psk', id, secret: PSK },
+        trustAnchor: 'unused.pem',
+        gcks: [
+          { address: '127.0.0.1', port: gcks.port, id: 'gcks.test' },
+        ],
+        groups: [{ name: 'demo', role: key === 's' ? 'speaker' : 'receiver', applicationPort: appPort++, address: GROUP, dataPort: DATA_PORT }],
+        status: { port: 0 },
+        ikeTimeoutMs: 300,
+        ikeTries: 2,
+      };
+      const config = parseAgentConfig(input, '/');
+      agents[key] = await MemberAgent.start({
+        config,
+        secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) },
+        log: jsonLogger('info', (l) => void logs.push(`${key} ${l}`)),
+        espPort: ESP_PORT,
+      });
+      apps[key] = await App.open(config.groups[0]!.applicationPort!);
+    }
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(Object.values(agents).map((a) => a.stop()));
+    await Promise.all(Object.values(apps).map((a) => a.close()));
+    await gcks?.close();
+  });
+
+  it('registers every agent with the policy token checked, and serves status and metrics', async () => {
+    await waitFor('registration', () => Object.values(agents).every((a) => a.sessions.get('demo')!.state === 'registered'));
+    expect(gcks.registrations).toBe(3);
+    const status = await StatusServer.start(agents.a!, 0);
+    try {
+      const s = (await (await fetch(`http://127.0.0.1:${status.port}/status`)).json()) as ReturnType<typeof agentStatus>;
+      expect(s.groups[0]).toMatchObject({ name: 'demo', role: 'receiver', state: 'registered', tokenEdition: 1 });
+      expect(s.groups[0]!.sas.map((x) => x.spi)).toEqual([`0x${gcks.currentTekSpi.toString(16).padStart(8, '0')}`]);
+      const metrics = await (await fetch(`http://127.0.0.1:${status.port}/metrics`)).text();
+      expect(metrics).toMatch(/groupsec_agent_group_registered\{group="demo"\} 1/);
+      expect(JSON.stringify(s)).not.toMatch(/encKey|encryptionKey|gsk[EAW]|integKey/);
+    } finally {
+      await status.close();
+    }
+    for (const line of logs) expect(line).not.toMatch(/encKey|gskE|gskW|secret/i);
+  });
+
+  it('a speaker reaches both receivers; a receiver-only member cannot send', async () => {
+    apps.a!.subscribe();
+    apps.b!.subscribe();
+    await sleep(200);
+    await sendBurst(0, 200);
+    await waitFor('delivery', () => apps.a!.got.length >= 200 && apps.b!.got.length >= 200);
+    expect(apps.a!.got).toEqual([...Array(200).keys()]);
+    expect(apps.b!.got).toEqual([...Array(200).keys()]);
+    const before = agents.a!.datapath.stats().drops.directionViolation;
+    apps.a!.send(9999);
+    await waitFor('direction drop', () => agents.a!.datapath.stats().drops.directionViolation === before + 1);
+    await sleep(100);
+    expect(apps.b!.got).not.toContain(9999);
+  });
+
+  it('forced rekey: the leading edge is installed at once, used after ATD, the trailing edge deleted after DTD; nothing lost', async () => {
+    const oldSpi = gcks.currentTekSpi;
+    const newSpi = gcks.forceRekey();
+    await waitFor('rekey', () => Object.values(agents).every((a) => a.sessions.get('demo')!.sas.has(newSpi)));
+    const speaker = agents.s!.sessions.get('demo')!;
+    expect(speaker.sas.get(newSpi)!.state).toBe('pending');
+    // Keep sending through the switch.
+    const start = 200;
+    let n = start;
+    const until = Date.now() + (ATD + DTD) * 1000 + 800;
+    while (Date.now() < until) {
+      await sendBurst(n, 20);
+      n += 20;
+      await sleep(20);
+    }
+    await waitFor('delivery', () => apps.a!.got.length >= n && apps.b!.got.length >= n);
+    for (const app of [apps.a!, apps.b!]) expect(app.got.slice(start)).toEqual([...Array(n - start).keys()].map((i) => i + start));
+    const stats = new Map(agents.s!.datapath.stats().sas.map((x) => [x.spi, x]));
+    expect(stats.has(oldSpi)).toBe(false); // deleted after DTD
+    expect(stats.get(newSpi)!.packetsOut).toBeGreaterThan(0);
+    const t = speaker.timeline.filter((e) => e.spi === newSpi || e.spi === oldSpi).map((e) => [e.spi === newSpi ? 'new' : 'old', e.event]);
+    expect(t).toEqual([
+      ['old', 'installed'],
+      ['old', 'activated'],
+      ['new', 'installed'],
+      ['old', 'retired'],
+      ['new', 'activated'],
+      ['old', 'deleted'],
+    ]);
+    const act = speaker.timeline.find((e) => e.spi === newSpi && e.event === 'activated')!.at;
+    const inst = speaker.timeline.find((e) => e.spi === newSpi && e.event === 'installed')!.at;
+    expect(act - inst).toBeGreaterThanOrEqual(ATD * 1000 - 5);
+    for (const a of Object.values(agents)) expect(a.sessions.get('demo')!.counters.rekeysAccepted).toBe(1);
+  }, 20_000);
+
+  it('eviction: the evicted member is excluded and decrypts nothing new; the others lose nothing', async () => {
+    const beforeB = apps.b!.got.length;
+    const newSpi = gcks.evict(names.b);
+    await waitFor('eviction rekey', () => [agents.s!, agents.a!].every((a) => a.sessions.get('demo')!.sas.has(newSpi)));
+    await waitFor('exclusion', () => agents.b!.sessions.get('demo')!.state === 'excluded');
+    await sleep(ATD * 1000 + 200); // the speaker switches to the new TEK
+    const start = 100_000;
+    await sendBurst(start, 200);
+    await waitFor('delivery', () => apps.a!.got.filter((x) => x >= start).length >= 200);
+    await sleep(200);
+    expect(apps.a!.got.filter((x) => x >= start)).toEqual([...Array(200).keys()].map((i) => i + start));
+    expect(apps.b!.got.filter((x) => x >= start)).toEqual([]);
+    expect(apps.b!.got.length).toBe(beforeB);
+    expect(agents.b!.datapath.stats().drops.noSa).toBeGreaterThan(0);
+  }, 20_000);
+
+  it('de-registers on stop (the GCKS sees the leave)', async () => {
+    const leaves = gcks.leaves;
+    await agents.a!.stop();
+    expect(gcks.leaves).toBe(leaves + 1);
+    expect(agents.a!.sessions.get('demo')!.counters.deregistrations).toBe(1);
+  });
+});
