@@ -89,6 +89,16 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
     await page.click('button:has-text("Save policy")');
     await expect.poll(() => page.textContent('#policies')).toContain('DTD 40s');
     await page.click('summary:has-text("New PAD rule")');
+    await page.selectOption('#pad-idType', 'san-dns');
+    await page.fill('#pad-pattern', '*.viewers.example.com');
+    await page.click('button:has-text("Add rule")');
+    await page.waitForSelector('td:has-text("san-dns: *.viewers.example.com")');
+    await page.click('tr:has-text("viewers") button:has-text("Edit")');
+    await page.selectOption('#pad-role', 'both');
+    await page.click('button:has-text("Save rule")');
+    await page.waitForSelector('tr:has-text("viewers") td:text-is("both")');
+    expect(await gcks.ds.query(`SELECT pattern, role FROM pad_rules`)).toEqual([{ pattern: '*.viewers.example.com', role: 'both' }]);
+    await page.click('summary:has-text("New PAD rule")');
     await page.screenshot({ path: join(process.env.GROUPSEC_CONSOLE_SCREENSHOTS ?? gcks.config.dataDir, 'console-group.png'), fullPage: true });
     await page.click('a:has-text("Audit log of this group")');
     await page.waitForSelector('td:has-text("update policy")');

@@ -184,6 +184,9 @@ const PAD_FIELDS = [
   { name: 'psk', label: 'Pre-shared key (psk only)', type: 'password' },
 ];
 
+// Kind and identity type are fixed once a rule exists; a new PSK replaces the stored one.
+const PAD_EDIT_FIELDS = PAD_FIELDS.filter((f) => ['pattern', 'role', 'psk'].includes(f.name));
+
 const ANCHOR_FIELDS = [
   { name: 'name', label: 'Name', placeholder: 'corp-root' },
   { name: 'pem', label: 'CA certificate (PEM)', type: 'textarea', placeholder: '-----BEGIN CERTIFICATE-----' },
@@ -255,7 +258,7 @@ async function deleteGroup(g) {
   if (location.hash === '#/groups') route(); else location.hash = '#/groups';
 }
 
-async function groupView(id, editPolicyId) {
+async function groupView(id, editPolicyId, editRuleId) {
   const [g, policies, rules, anchors, members] = await Promise.all([
     api('GET', `/groups/${id}`), api('GET', `/groups/${id}/policies`), api('GET', `/groups/${id}/pad-rules`),
     api('GET', `/groups/${id}/trust-anchors`), api('GET', `/groups/${id}/members`),
@@ -267,6 +270,7 @@ async function groupView(id, editPolicyId) {
       onSubmit: async (body) => { await api('PATCH', `/groups/${id}`, body); toast('Group saved'); reload(); },
     }));
   const editing = policies.find((p) => p.id === editPolicyId);
+  const editingRule = rules.find((r) => r.id === editRuleId);
   const policyForm = editing
     ? h('section', { class: 'card' }, h('h2', {}, `Edit policy ${editing.name}`), formView({
       key: 'policy', fields: POLICY_FIELDS, values: { ...editing, antiReplay: String(editing.antiReplay) }, submitLabel: 'Save policy',
@@ -307,14 +311,22 @@ async function groupView(id, editPolicyId) {
       { label: 'Identity', value: (r) => h('span', { class: 'mono' }, `${r.idType}: ${r.pattern}`) },
       { label: 'Role', value: (r) => r.role ?? '—' },
       { label: 'PSK', value: (r) => r.hasPsk ? 'set' : '—' },
-      { label: '', class: 'actions', value: (r) => h('button', { class: 'small danger', onclick: async () => {
-        await api('DELETE', `/groups/${id}/pad-rules/${r.id}`).catch(handleError); toast('Rule deleted'); reload();
-      } }, 'Delete') },
+      { label: '', class: 'actions', value: (r) => [
+        h('button', { class: 'small', onclick: () => groupView(id, undefined, r.id).catch(handleError) }, 'Edit'), ' ',
+        h('button', { class: 'small danger', onclick: async () => {
+          await api('DELETE', `/groups/${id}/pad-rules/${r.id}`).catch(handleError); toast('Rule deleted'); reload();
+        } }, 'Delete')] },
     ], rules, 'No PAD rules: nobody may join yet.'),
-    h('details', {}, h('summary', {}, 'New PAD rule'), formView({
-      key: 'pad', fields: PAD_FIELDS, values: null, submitLabel: 'Add rule',
-      onSubmit: async (body) => { await api('POST', `/groups/${id}/pad-rules`, body); toast('Rule added'); reload(); },
-    }))),
+    editingRule
+      ? h('div', { id: 'pad-edit' }, h('h2', {}, `Edit rule ${editingRule.idType}: ${editingRule.pattern}`), formView({
+        key: 'pad', fields: PAD_EDIT_FIELDS, values: { ...editingRule, psk: '' }, submitLabel: 'Save rule',
+        onSubmit: async (body) => { await api('PATCH', `/groups/${id}/pad-rules/${editingRule.id}`, body); toast('Rule saved'); reload(); },
+        onCancel: reload,
+      }))
+      : h('details', {}, h('summary', {}, 'New PAD rule'), formView({
+        key: 'pad', fields: PAD_FIELDS, values: null, submitLabel: 'Add rule',
+        onSubmit: async (body) => { await api('POST', `/groups/${id}/pad-rules`, body); toast('Rule added'); reload(); },
+      }))),
     h('h2', {}, 'Trust anchors'),
     h('section', { class: 'card' }, table([
       { label: 'Name', value: (a) => a.name },
