@@ -145,6 +145,8 @@ describe('health, authentication and error shape', () => {
     expect(Object.keys(doc.body.paths)).toEqual(
       expect.arrayContaining(['/api/v1/groups', '/api/v1/groups/{groupId}/policies', '/api/v1/groups/{groupId}/pad-rules', '/api/v1/audit']),
     );
+    expect(doc.body.components.schemas.ErrorResponse.properties).toHaveProperty('errors');
+    expect(doc.body.paths['/api/v1/groups'].post.responses).toHaveProperty('400');
     const page = await request(gcks.server).get('/');
     expect(page.status).toBe(200);
     expect(page.text).toContain('GroupSec');

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { ApiErrors } from '../common/api-errors.js';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentActor, type Actor } from '../common/request-context.js';
 import { CreateGroupDto, GroupResponse, UpdateGroupDto } from './group.dto.js';
@@ -6,6 +7,7 @@ import { GroupsService } from './groups.service.js';
 
 @ApiTags('groups')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/groups')
 export class GroupsController {
   constructor(private readonly groups: GroupsService) {}

@@ -1,4 +1,5 @@
 import { Controller, Get, Param } from '@nestjs/common';
+import { ApiErrors } from '../common/api-errors.js';
 import { ApiBearerAuth, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { MEMBER_STATES, type MemberState } from '../database/entities/member.entity.js';
 import { MEMBER_ROLES, type MemberRole } from '../database/entities/pad-rule.entity.js';
@@ -18,6 +19,7 @@ export class MemberResponse {
 
 @ApiTags('members')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/groups/:groupId/members')
 export class MembersController {
   constructor(private readonly members: MembersService) {}

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { ApiErrors } from '../common/api-errors.js';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentActor, type Actor } from '../common/request-context.js';
 import { CreatePadRuleDto, CreateTrustAnchorDto, PadRuleResponse, TrustAnchorResponse, UpdatePadRuleDto } from './pad.dto.js';
@@ -6,6 +7,7 @@ import { PadService } from './pad.service.js';
 
 @ApiTags('pad')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/groups/:groupId/pad-rules')
 export class PadRulesController {
   constructor(private readonly pad: PadService) {}
@@ -48,6 +50,7 @@ export class PadRulesController {
 
 @ApiTags('pad')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/groups/:groupId/trust-anchors')
 export class TrustAnchorsController {
   constructor(private readonly pad: PadService) {}

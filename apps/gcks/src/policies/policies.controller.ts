@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { ApiErrors } from '../common/api-errors.js';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentActor, type Actor } from '../common/request-context.js';
 import { PoliciesService } from './policies.service.js';
@@ -11,6 +12,7 @@ function view(p: PolicyResponse & { group?: unknown }): PolicyResponse {
 
 @ApiTags('policies')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/groups/:groupId/policies')
 export class PoliciesController {
   constructor(private readonly policies: PoliciesService) {}
