@@ -150,6 +150,8 @@ describe('health, authentication and error shape', () => {
     const page = await request(gcks.server).get('/');
     expect(page.status).toBe(200);
     expect(page.text).toContain('GroupSec');
+    expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
   });
 });
 

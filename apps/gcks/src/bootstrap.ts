@@ -46,6 +46,16 @@ export async function createApp(config: GcksConfig, opts: CreateAppOptions = {})
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  app.use((req: { path: string }, res: { setHeader(k: string, v: string): void }, next: () => void) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    // The console loads only its own files; the Swagger UI (under /api/docs) keeps its defaults.
+    if (!req.path.startsWith('/api/docs')) {
+      res.setHeader('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    }
+    next();
+  });
   app.useBodyParser('json', { limit: '256kb' });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
