@@ -79,6 +79,7 @@ async function main(): Promise<void> {
       `registrations per second at the GCKS: ${perS.toFixed(0)}`,
       `CPU: GCKS ${result.gcksCpuS.toFixed(2)} s (${((result.gcksCpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration), load generator ${result.cpuS.toFixed(2)} s`,
       `failures: ${result.failures} ${JSON.stringify(result.reasons)}; concurrency ${CONCURRENCY}`,
+      `GCKS counters: ${JSON.stringify(reg.counters)}`,
       '',
     ].join('\n'),
   );

@@ -106,6 +106,14 @@ describe('GSA_REKEY over loopback multicast', () => {
   it('eviction (REST) rekeys at once: the others follow the new KEK and TEKs; the evicted member cannot', async () => {
     const list = await h.api.get(`/api/v1/groups/${groupId}/members`);
     const cId = list.body.find((x: { identity: string }) => x.identity === 'c.example.net').id;
+    // More joiners than one join pool holds: the pool refill's LKH update reaches A, B and C.
+    const nA = a.rekeys.length;
+    for (let i = 0; i < 10; i++) {
+      const m = await h.member(`extra${i}.example.net`);
+      clients.push(m);
+      expect((await m.register({ gcksPort: h.registration().port, group: 'live', ca: h.ca() })).ok).toBe(true);
+    }
+    await a.waitFor(() => a.rekeys.slice(nA).some((e) => e.ok));
     const nC = c.rekeys.length;
     const res = await h.api.delete(`/api/v1/groups/${groupId}/members/${cId}`);
     expect(res.status, JSON.stringify(res.body)).toBe(200);

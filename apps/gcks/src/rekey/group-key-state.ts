@@ -32,6 +32,10 @@ const TOKEN_VALIDITY_S = 7 * 86_400;
 const MAX_SENDER_IDS = 4;
 /** SPIs 1..255 are reserved (RFC 4303 §2.1). */
 const MIN_SPI = 256;
+/** LKH join pool sizes, and the window within which a refill doubles the next one. */
+const POOL_MIN = 8;
+const POOL_MAX = 256;
+const POOL_GROW_WINDOW_MS = 1000;
 
 interface RekeySaKeys {
   spi: Uint8Array;
@@ -52,6 +56,11 @@ export interface GroupSchedule {
   pendingLeaves: number[];
   firstPendingLeaveAt?: number;
   senderIdNext: number;
+  /** LKH join pool: reserved leaves, when and how large the last refill was, leaves to release. */
+  free?: number[];
+  poolAt?: number;
+  poolSize?: number;
+  retired?: number[];
   fingerprint: string;
   tokenSignedAt: number;
 }
@@ -295,7 +304,7 @@ export class GroupKeyState {
    * Joins a member (RFC 9838 §2.3.4; LKH join after Wong–Gouda–Lam): a leaf of its own, its path
    * keys as WRAP_KEYs (leaf under the IKE SA's GSK_w, each parent under its child), the current
    * Rekey SA and TEKs under GSK_w, Sender-IDs for a speaker of counter-mode SAs, the policy token.
-   * Existing members learn the join's new path keys from one GSA_REKEY (returned, to multicast).
+   * The leaf comes from the join pool (takeLeaf); a refill's GSA_REKEY is returned, to multicast.
    * Everything is persisted before this returns. Undefined when Sender-IDs are exhausted.
    */
   admit(
@@ -312,36 +321,30 @@ export class GroupKeyState {
       senderIdNext = a.state.next;
     }
     const existing = this.members.get(req.identity);
-    const others = this.tree.memberCount - (existing?.leaf != null ? 1 : 0);
-    const res = this.tree.rekey({ joins: 1, ...(existing?.leaf != null ? { leaves: [existing.leaf] } : {}) });
-    const joined = res.joined[0]!;
+    // A member registering again gives up its old leaf; it goes with the next pool refill (only this
+    // member ever held its keys), or with a pending batched leave already recorded for it.
+    const oldLeaf = existing?.leaf ?? null;
+    this.schedule = {
+      ...this.schedule,
+      senderIdNext,
+      pendingLeaves: this.schedule.pendingLeaves.filter((l) => l !== oldLeaf),
+      retired: oldLeaf !== null ? [...(this.schedule.retired ?? []), oldLeaf] : (this.schedule.retired ?? []),
+    };
+    const { messages, changedNodes } = this.takeLeaf();
+    const leaf = this.schedule.free![0]!;
+    this.schedule = { ...this.schedule, free: this.schedule.free!.slice(1) };
     const member: MemberRecord = {
       id: existing?.id ?? randomUUID(),
       identity: req.identity,
       role: req.role,
       state: 'registered',
-      leaf: joined.leaf,
+      leaf,
       ikeSpi: ike.spi,
     };
-    // A member re-registering while its old leaf awaits a batched leave: the leaf goes in this rekey.
-    this.schedule = { ...this.schedule, senderIdNext, pendingLeaves: this.schedule.pendingLeaves.filter((l) => l !== existing?.leaf) };
-    const messages: OutgoingRekey[] = [];
-    if (others > 0) {
-      // A GSA needs a KEK or TEK policy: the current Rekey SA is restated (same SPI and key), with
-      // GSA_INITIAL_MESSAGE_ID naming the next message, so the member's replay floor only rises.
-      const payloads = groupPayloads({
-        rekey: this.rekeyParams(this.rekeySa, { registration: false, initialMessageId: this.lastMessageId + 2 }),
-        data: [],
-        groupWide: this.groupWide(false),
-        gskW: this.gskW(this.rekeySa),
-        member: { wrapKeys: [...res.rekey.wraps] },
-        registration: false,
-      });
-      messages.push(this.message(this.rekeySa, payloads));
-    }
+    const path = this.tree.memberPath(leaf);
     const joinedAt = new Date(this.deps.now()).toISOString();
     this.deps.store.tx(() => {
-      this.deps.store.saveTree(this.groupId, this.tree, res.changes.nodes);
+      if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
       this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
       this.deps.store.saveMember({
         id: member.id,
@@ -358,9 +361,11 @@ export class GroupKeyState {
       this.deps.store.saveIkeSa(ike.spi, ike.sealedRecord);
       this.deps.store.audit({ ...audit, entityId: member.id, groupId: this.groupId });
     });
-    if (existing?.leaf != null) this.byLeaf.delete(existing.leaf);
+    if (oldLeaf !== null) this.byLeaf.delete(oldLeaf);
     this.index(member);
-    const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, joined.leafKeyId, joined.leafKey), ...joined.pathWraps];
+    // Leaf key under GSK_w, then each parent under its child (RFC 9838 Appendix A.2).
+    const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, path[0]!.keyId, path[0]!.key)];
+    for (let i = 1; i < path.length; i++) wrapKeys.push(wrapKey(path[i - 1]!.key, path[i - 1]!.keyId, path[i]!.keyId, path[i]!.key));
     const admission: GroupAdmission = {
       rekey: this.rekeyParams(this.rekeySa, { registration: true, initialMessageId: this.lastMessageId + 1 }),
       data: this.dataParams(),
@@ -368,6 +373,52 @@ export class GroupKeyState {
       member: { wrapKeys, authKey: this.deps.authKey, senderIds },
     };
     return { admission, messages, member };
+  }
+
+  /**
+   * Makes sure a reserved leaf is free (LKH join pool). Joins are batched ahead of registrations:
+   * one tree rekey reserves `poolSize` leaves and one GSA_REKEY tells the current members the new
+   * path keys, instead of one rekey and one multicast per registration. A registration takes a
+   * reserved leaf and its current path. Reserved leaves older than one ATD are released (with the
+   * retired leaves of re-registered members) in the next refill, so a joiner never receives path
+   * keys older than that; the size grows while registrations arrive fast and shrinks when idle.
+   */
+  private takeLeaf(): { messages: OutgoingRekey[]; changedNodes?: readonly number[] } {
+    const now = this.deps.now();
+    const s = this.schedule;
+    const fresh = now - (s.poolAt ?? 0) <= this.cfg.rekeyPolicy.atdSeconds * 1000;
+    const free = (s.free ?? []).filter((l) => this.tree.isMember(l));
+    if (free.length > 0 && fresh) {
+      this.schedule = { ...s, free };
+      return { messages: [] };
+    }
+    const size = now - (s.poolAt ?? 0) < POOL_GROW_WINDOW_MS ? Math.min(POOL_MAX, Math.max(POOL_MIN, (s.poolSize ?? POOL_MIN) * 2)) : POOL_MIN;
+    const release = [...new Set([...free, ...(s.retired ?? [])])].filter((l) => this.tree.isMember(l));
+    const registered = this.registeredCount();
+    const res = this.tree.rekey({ joins: size, leaves: release });
+    this.schedule = { ...s, free: res.joined.map((j) => j.leaf), poolAt: now, poolSize: size, retired: [] };
+    const messages: OutgoingRekey[] = [];
+    if (registered > 0) {
+      // A GSA needs a KEK or TEK policy: the current Rekey SA is restated (same SPI and key), with
+      // GSA_INITIAL_MESSAGE_ID naming the next message, so the member's replay floor only rises.
+      const payloads = groupPayloads({
+        rekey: this.rekeyParams(this.rekeySa, { registration: false, initialMessageId: this.lastMessageId + 2 }),
+        data: [],
+        groupWide: this.groupWide(false),
+        gskW: this.gskW(this.rekeySa),
+        member: { wrapKeys: [...res.rekey.wraps] },
+        registration: false,
+      });
+      messages.push(this.message(this.rekeySa, payloads));
+    }
+    return { messages, changedNodes: res.changes.nodes };
+  }
+
+  /** Members registered now (reserved pool leaves are not members). */
+  registeredCount(): number {
+    let n = 0;
+    for (const m of this.members.values()) if (m.state === 'registered') n++;
+    return n;
   }
 
   /** The payload options of a GSA_INBAND_REKEY over a member's IKE SA (RFC 9838 §2.4.2). */
@@ -501,7 +552,7 @@ export class GroupKeyState {
   }
 
   get memberCount(): number {
-    return this.tree.memberCount;
+    return this.registeredCount();
   }
 }
 
