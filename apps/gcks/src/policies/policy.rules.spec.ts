@@ -105,3 +105,20 @@ describe('PAD rules', () => {
     expect(validateSpeakerRules({ serviceModel: 'per-speaker' }, [speaker, { ...speaker, pattern: 'cam2' }], 'role')).toEqual([]);
   });
 });
+
+describe('validation never throws on arbitrary text', () => {
+  it('reports hostile addresses and prefixes as field errors', async () => {
+    const fc = await import('fast-check');
+    const text = fc.oneof(fc.string(), fc.ipV4(), fc.ipV6(), fc.ipV4Extended(), fc.tuple(fc.ipV6(), fc.nat(200)).map(([a, n]) => `${a}/${n}`));
+    fc.assert(
+      fc.property(text, text, text, text, (address, src, dst, source) => {
+        const g = { ...group, address, ssmSources: [source], sourceMode: 'ssm' as const, rekeyAddress: address };
+        expect(Array.isArray(validateGroupSettings(g))).toBe(true);
+        expect(Array.isArray(validateGroupSettings({ ...g, addressType: 'broadcast' }))).toBe(true);
+        expect(Array.isArray(validateGroupSettings({ ...g, addressType: 'anycast' }))).toBe(true);
+        expect(Array.isArray(validatePolicy({ ...policy, sourcePrefix: src, destinationPrefix: dst }, g))).toBe(true);
+      }),
+      { numRuns: 500, seed: 20261122 },
+    );
+  });
+});
