@@ -32,7 +32,7 @@ export function dataSourceOptions(databaseFile: string): DataSourceOptions {
 
 /** Opens the database (creating its directory) and applies pending migrations. */
 export async function openDatabase(databaseFile: string): Promise<DataSource> {
-  if (databaseFile !== ':memory:') mkdirSync(dirname(databaseFile), { recursive: true });
+  if (databaseFile !== ':memory:') mkdirSync(dirname(databaseFile), { recursive: true, mode: 0o700 });
   const ds = new DataSource(dataSourceOptions(databaseFile));
   await ds.initialize();
   try {
