@@ -192,3 +192,83 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
     expect(agents.a!.sessions.get('demo')!.counters.deregistrations).toBe(1);
   });
 });
+
+describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unknown SPI', () => {
+  let gcks: TestGcks;
+  let silent: dgram.Socket;
+  const agents: MemberAgent[] = [];
+  const apps: App[] = [];
+  const port0 = base + 10;
+  const group = `239.73.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+  const rekeyGroup = `239.74.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+
+  async function agent(id: string, role: 'speaker' | 'receiver', appPort: number, gcksList: { address: string; port: number }[], registration: 'at-start' | 'on-demand') {
+    const config = parseAgentConfig(
+      {
+        identity: { kind: 'psk', id, secret: PSK },
+        trustAnchor: 'unused.pem',
+        gcks: gcksList,
+        groups: [{ name: 'od', role, registration, applicationPort: appPort, address: group, dataPort: port0 }],
+        ikeTimeoutMs: 200,
+        ikeTries: 2,
+      },
+      '/',
+    );
+    const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort: port0 });
+    agents.push(a);
+    const app = await App.open(appPort);
+    apps.push(app);
+    return { a, app, s: a.sessions.get('od')! };
+  }
+
+  beforeAll(async () => {
+    gcks = await TestGcks.start({ group: 'od', groupAddress: group, dataPort: port0, rekeyAddress: rekeyGroup, rekeyPort: port0 + 1, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    silent = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await Promise.all(apps.map((a) => a.close()));
+    await new Promise<void>((r) => silent.close(() => r()));
+    await gcks?.close();
+  });
+
+  it('fails over to the next GCKS when the first does not answer', async () => {
+    const dead = { address: '127.0.0.1', port: (silent.address() as { port: number }).port };
+    const { s } = await agent('rx1.rx.test', 'receiver', port0 + 2, [dead, { address: '127.0.0.1', port: gcks.port }], 'at-start');
+    await waitFor('registration after failover', () => s.state === 'registered');
+    expect(s.counters.failovers).toBe(1);
+    expect(s.gcks).toEqual({ address: '127.0.0.1', port: gcks.port });
+    expect(s.lastError).toMatch(/TIMEOUT/);
+  });
+
+  it('on-demand: nothing before the first protected packet; that packet triggers registration and is sent once the SA is there', async () => {
+    const before = gcks.registrations;
+    const { a, app, s } = await agent('od.speakers.test', 'speaker', port0 + 3, [{ address: '127.0.0.1', port: gcks.port }], 'on-demand');
+    const rx = apps[0]!;
+    rx.subscribe();
+    await sleep(300);
+    expect(s.state).toBe('idle');
+    expect(gcks.registrations).toBe(before);
+    app.send(4242);
+    await waitFor('on-demand registration', () => s.state === 'registered');
+    expect(gcks.registrations).toBe(before + 1);
+    await waitFor('held packet delivered', () => rx.got.includes(4242));
+    expect(a.datapath.stats().sent).toBeGreaterThanOrEqual(1);
+  });
+
+  it('an unknown SPI for the group makes a registered member re-register', async () => {
+    const rxAgent = agents[0]!;
+    const s = rxAgent.sessions.get('od')!;
+    const regs = s.counters.registrations;
+    // A new TEK that only a fresh registration delivers: the GCKS switches without a GSA_REKEY.
+    (gcks as unknown as { tek: { spi: number } }).tek = (gcks as unknown as { newTek(): { spi: number } }).newTek();
+    const spk = agents[1]!.sessions.get('od')!;
+    await spk.register(); // the speaker re-registers and gets the new TEK
+    await sleep(100);
+    apps[1]!.send(1);
+    await waitFor('re-registration', () => s.counters.registrations === regs + 1);
+    expect(s.counters.unknownSpi).toBeGreaterThanOrEqual(1);
+    expect(s.sas.has(gcks.currentTekSpi)).toBe(true);
+  });
+});
