@@ -17,6 +17,7 @@ import { PoliciesController } from './policies/policies.controller.js';
 import { PoliciesService } from './policies/policies.service.js';
 import type { MasterKeyService } from './security/master-key.service.js';
 import { RegistrationModule } from './registration/registration.module.js';
+import { MetricsModule } from './metrics/metrics.controller.js';
 
 @Module({ controllers: [GroupsController], providers: [GroupsService], exports: [GroupsService] })
 export class GroupsModule {}
@@ -48,6 +49,7 @@ export class AppModule {
         MembersModule,
         OperationsModule,
         RegistrationModule,
+        MetricsModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
     };

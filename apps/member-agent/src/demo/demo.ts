@@ -206,8 +206,8 @@ async function main(): Promise<number> {
     const rekey = await api('POST', `/groups/${groupId}/rekey`);
     say(`forced rekey (REST): GSA_REKEY message ${JSON.stringify(rekey['messageIds'])}`);
     await sleep((ATD + DTD) * 1000 + 1000);
-    const members = (await api('GET', `/groups/${groupId}/members`)) as unknown as { id: string; identity: string }[];
-    const evictee = members.find((x) => x.identity === `${EVICTED}.demo`);
+    const memberList = (await api('GET', `/groups/${groupId}/members`)) as unknown as { id: string; identity: string }[];
+    const evictee = memberList.find((x) => x.identity === `${EVICTED}.demo`);
     if (!evictee) throw new DemoError(`${EVICTED} is not listed as a member`);
     const evictedAt = Date.now();
     const ev = await api('DELETE', `/groups/${groupId}/members/${evictee.id}`);
@@ -249,6 +249,12 @@ async function main(): Promise<number> {
       say(`  ${name} (${g.role}, ${g.state}; rekeys accepted ${g.counters['rekeysAccepted']}, re-registrations ${g.counters['reRegistrations']})`);
       for (const e of g.timeline) say(`    +${((Date.parse(e.at) - t0) / 1000).toFixed(2).padStart(6)}s  SA ${e.spi}  ${e.event.padEnd(9)} (${e.cause})`);
     }
+    const metricsRes = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    const metrics = metricsRes.ok ? await metricsRes.text() : '';
+    const members = (state: string) => new RegExp(`^groupsec_gcks_members\\{state="${state}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? '0';
+    say('');
+    say(`GCKS /metrics: members registered ${members('registered')}, evicted ${members('evicted')}`);
+    if (members('evicted') !== '1') failures.push(`GCKS /metrics does not show the eviction (HTTP ${metricsRes.status})`);
     say('');
     if (failures.length > 0) {
       for (const f of failures) say(`FAIL: ${f}`);
