@@ -221,6 +221,10 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
         this.current = ctx.sa.state;
         try {
           return registrar.authorize(ctx);
+        } catch (e) {
+          // The responder counts it as a drop; the reason belongs in the log (never key material).
+          this.logger.error(`registration of ${ctx.peerId.idType}:${Buffer.from(ctx.peerId.data).toString('utf8')} failed: ${(e as Error).message}`);
+          throw e;
         } finally {
           this.current = undefined;
         }

@@ -32,9 +32,13 @@ const TOKEN_VALIDITY_S = 7 * 86_400;
 const MAX_SENDER_IDS = 4;
 /** SPIs 1..255 are reserved (RFC 4303 §2.1). */
 const MIN_SPI = 256;
-/** LKH join pool sizes, and the window within which a refill doubles the next one. */
+/**
+ * LKH join pool sizes, and the window within which a refill doubles the next one. A refill of K
+ * contiguous leaves takes about 2.7·K wraps; 32 keeps one GSA_REKEY's member key bag under the
+ * codec's 128 attributes (GIKE_MAX_ATTRIBUTES) and near 4 KB.
+ */
 const POOL_MIN = 8;
-const POOL_MAX = 256;
+const POOL_MAX = 32;
 const POOL_GROW_WINDOW_MS = 1000;
 
 interface RekeySaKeys {
