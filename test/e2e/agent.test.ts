@@ -257,6 +257,26 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     expect(a.datapath.stats().sent).toBeGreaterThanOrEqual(1);
   });
 
+  it('forged and junk datagrams on the rekey address are refused and counted; nothing changes', async () => {
+    const s = agents[0]!.sessions.get('od')!;
+    const sasBefore = [...s.sas.keys()];
+    const regs = s.counters.registrations;
+    const junk = dgram.createSocket('udp4');
+    await new Promise<void>((r) => junk.bind(0, '127.0.0.1', () => r()));
+    junk.setMulticastInterface('127.0.0.1');
+    const fake = Buffer.alloc(80, 0x41);
+    fake[17] = 0x20; // version 2
+    fake[18] = 41; // GSA_REKEY
+    junk.send(fake, port0 + 1, rekeyGroup);
+    junk.send(Buffer.from([1, 2, 3]), port0 + 1, rekeyGroup);
+    await waitFor('refusals', () => s.counters.rekeysRefused >= 2);
+    await new Promise<void>((r) => junk.close(() => r()));
+    expect([...s.refusals.keys()].every((k) => k.startsWith('rekey:'))).toBe(true);
+    expect([...s.sas.keys()]).toEqual(sasBefore);
+    expect(s.counters.registrations).toBe(regs);
+    expect(s.state).toBe('registered');
+  });
+
   it('an unknown SPI for the group makes a registered member re-register', async () => {
     const rxAgent = agents[0]!;
     const s = rxAgent.sessions.get('od')!;
@@ -270,5 +290,23 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     await waitFor('re-registration', () => s.counters.registrations === regs + 1);
     expect(s.counters.unknownSpi).toBeGreaterThanOrEqual(1);
     expect(s.sas.has(gcks.currentTekSpi)).toBe(true);
+  });
+
+  it('re-registers before its KEK expires (kekRenewBeforeSeconds)', async () => {
+    const config = parseAgentConfig(
+      {
+        identity: { kind: 'psk', id: 'kek.rx.test', secret: PSK },
+        trustAnchor: 'unused.pem',
+        gcks: [{ address: '127.0.0.1', port: gcks.port }],
+        groups: [{ name: 'od', role: 'receiver', applicationPort: port0 + 4, address: group, dataPort: port0 }],
+        kekRenewBeforeSeconds: 3599, // the test GCKS's KEK lives 3600 s: renew after about 1 s
+      },
+      '/',
+    );
+    const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort: port0 });
+    agents.push(a);
+    const s = a.sessions.get('od')!;
+    await waitFor('renewal', () => s.counters.reRegistrations >= 1 && s.state === 'registered', 8000);
+    expect(s.counters.registrations).toBeGreaterThanOrEqual(2);
   });
 });

@@ -136,6 +136,8 @@ export const SESSION_COUNTERS = [
 ] as const;
 export type SessionCounter = (typeof SESSION_COUNTERS)[number];
 
+/** Earliest re-registration for a KEK about to expire, counted from the moment it was received (ms). */
+export const MIN_KEK_RENEW_DELAY_MS = 1_000;
 /** Minimum time between two re-registrations caused by unknown SPIs (ms). */
 export const UNKNOWN_SPI_REREGISTER_MS = 10_000;
 
@@ -498,7 +500,9 @@ export class GroupSession {
     this.renewTimer = undefined;
     const exp = this.rekey?.expiresAt;
     if (exp === undefined) return;
-    const when = Math.max(0, exp - this.deps.kekRenewBeforeMs - this.deps.clock.now());
+    // Never sooner than MIN_KEK_RENEW_DELAY_MS: a GCKS that answers with the same KEK must not
+    // turn renewal into a busy loop.
+    const when = Math.max(MIN_KEK_RENEW_DELAY_MS, exp - this.deps.kekRenewBeforeMs - this.deps.clock.now());
     this.renewTimer = this.deps.clock.setTimer(when, () => {
       this.deps.log.info('KEK about to expire; re-registering', { group: this.name });
       void this.register();
