@@ -206,3 +206,46 @@ describe('refusals: audited, no state changed', () => {
     expect(rogueId).toBeTruthy();
   });
 });
+
+describe('hostile datagrams at the registration port', () => {
+  it('arbitrary and mutated datagrams are each answered or dropped and counted; nothing changes; registration still works', async () => {
+    const before = await snapshot();
+    const c0 = h.registration().counters;
+    const sock = (await import('node:dgram')).createSocket('udp4');
+    await new Promise<void>((res) => sock.bind({ address: '127.0.0.1', port: 0 }, () => res()));
+    const seed = Number(process.env.GROUPSEC_SEED ?? Date.now() % 1_000_000);
+    let x = seed;
+    const next = () => (x = (x * 1103515245 + 12345) & 0x7fffffff);
+    // A genuine IKE_SA_INIT to mutate: what our initiator sends first.
+    // An IKE_SA_INIT request (RFC 3948 marker, header, SA with one proposal, start of a KE) to mutate.
+    const template = Buffer.concat([
+      Buffer.alloc(4),
+      Buffer.from('0102030405060708000000000000000021202208000000000000004c220000300000002c010100040300000c0100000c800e0100030000080200000503000008040000130000000804000013', 'hex'),
+    ]);
+    const N = 300;
+    for (let i = 0; i < N; i++) {
+      let d: Buffer;
+      if (i % 3 === 0) d = randomBytes(1 + (next() % 200));
+      else {
+        d = Buffer.from(template);
+        for (let k = 0; k < 1 + (next() % 4); k++) d[next() % d.length] = next() & 0xff;
+        if (i % 3 === 2) d = d.subarray(0, 1 + (next() % (d.length - 1)));
+      }
+      sock.send(d, port(), '127.0.0.1');
+      // Paced, so the kernel's receive buffer (~256 small datagrams) never drops any.
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
+    }
+    const received = () => h.registration().counters.received ?? 0;
+    for (let t = 0; t < 100 && received() - (c0.received ?? 0) < N; t++) await new Promise((r) => setTimeout(r, 20));
+    sock.close();
+    const c1 = h.registration().counters;
+    const delta = (k: string) => (c1[k] ?? 0) - (c0[k] ?? 0);
+    expect(delta('received'), `seed ${seed}`).toBe(N);
+    expect(delta('outcome_answered') + delta('outcome_dropped') + delta('outcome_accepted'), `seed ${seed}`).toBe(N);
+    expect(delta('established')).toBe(0);
+    expect(await snapshot()).toEqual(before);
+    const m = await mk('after-fuzz.rx.example.org');
+    expect((await m.register({ gcksPort: port(), group: 'video', ca: h.ca() })).ok).toBe(true);
+  });
+});
+
