@@ -10,7 +10,7 @@
  * with the reason. Options: --keep (leave the temp directory), --gcks-only is not offered: the
  * demo is the whole system.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -249,6 +249,11 @@ async function main(): Promise<number> {
       say(`  ${name} (${g.role}, ${g.state}; rekeys accepted ${g.counters['rekeysAccepted']}, re-registrations ${g.counters['reRegistrations']})`);
       for (const e of g.timeline) say(`    +${((Date.parse(e.at) - t0) / 1000).toFixed(2).padStart(6)}s  SA ${e.spi}  ${e.event.padEnd(9)} (${e.cause})`);
     }
+    const cli = spawnSync(process.execPath, [AGENT_MAIN, 'status', '--port', String(agents.get('alice')!.statusPort)], { encoding: 'utf8', timeout: 10_000 });
+    say('');
+    say(`member-agent status (alice):`);
+    say(cli.stdout.trimEnd().split('\n').filter((l) => !l.startsWith('    ')).map((l) => `  ${l}`).join('\n'));
+    if (cli.status !== 0) failures.push(`member-agent status exited ${cli.status}: ${cli.stderr}`);
     const metricsRes = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
     const metrics = metricsRes.ok ? await metricsRes.text() : '';
     const members = (state: string) => new RegExp(`^groupsec_gcks_members\\{state="${state}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? '0';
