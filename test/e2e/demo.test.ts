@@ -24,6 +24,8 @@ describe('npm run demo', () => {
     const bob = Number(/^bob +received +(\d+)/m.exec(out)![1]);
     expect(bob).toBe(sent);
     expect(out).toMatch(/installed \(rekey\)[\s\S]*retired +\(superseded\)[\s\S]*activated \(rekey\)[\s\S]*deleted +\(superseded\)/);
+    expect(out).toMatch(/bob's agent stopped \(SIGTERM, exit 0\); the GCKS lists bob as "left"/);
+    expect(out).toMatch(/GCKS \/metrics: members registered 1, left 1, evicted 1/);
     expect(out).toMatch(/^OK: /m);
   }, 150_000);
 });

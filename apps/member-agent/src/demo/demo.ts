@@ -254,11 +254,20 @@ async function main(): Promise<number> {
     say(`member-agent status (alice):`);
     say(cli.stdout.trimEnd().split('\n').filter((l) => !l.startsWith('    ')).map((l) => `  ${l}`).join('\n'));
     if (cli.status !== 0) failures.push(`member-agent status exited ${cli.status}: ${cli.stderr}`);
+    // De-registration on shutdown: bob's agent gets SIGTERM and the GCKS must list him as left.
+    const bobChild = agents.get('bob')!.child;
+    const bobExit = await stop(bobChild);
+    const afterStop = (await api('GET', `/groups/${groupId}/members`)) as unknown as { identity: string; state: string }[];
+    const bobState = afterStop.find((x) => x.identity === 'bob.demo')?.state;
+    say('');
+    say(`bob's agent stopped (SIGTERM, exit ${bobExit}); the GCKS lists bob as "${bobState}"`);
+    if (bobExit !== 0) failures.push(`bob's agent exited ${bobExit}`);
+    if (bobState !== 'left') failures.push(`bob did not de-register (GCKS state ${bobState})`);
     const metricsRes = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
     const metrics = metricsRes.ok ? await metricsRes.text() : '';
     const members = (state: string) => new RegExp(`^groupsec_gcks_members\\{state="${state}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? '0';
     say('');
-    say(`GCKS /metrics: members registered ${members('registered')}, evicted ${members('evicted')}`);
+    say(`GCKS /metrics: members registered ${members('registered')}, left ${members('left')}, evicted ${members('evicted')}`);
     if (members('evicted') !== '1') failures.push(`GCKS /metrics does not show the eviction (HTTP ${metricsRes.status})`);
     say('');
     if (failures.length > 0) {
