@@ -25,7 +25,7 @@ import { CLOCK, RANDOM_BYTES, type Clock, type RandomBytes } from '../common/clo
 import { DomainError } from '../common/domain-error.js';
 import { GCKS_CONFIG, type GcksConfig } from '../config/gcks-config.js';
 import { GcksKeysService } from '../keys/gcks-keys.service.js';
-import { rawDb, type RawDb } from '../keys/raw-db.js';
+import { rawDb, type RawDb, type RawStatement } from '../keys/raw-db.js';
 import { SqliteLkhTreeRepository } from '../lkh/sqlite-lkh-tree.repository.js';
 import { MasterKeyService } from '../security/master-key.service.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -91,6 +91,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   /** Groups each IKE SA registered for (by responder SPI), for de-registration on IKE SA Delete. */
   private readonly saGroups = new Map<string, Set<string>>();
   private anchorsCache?: { at: number; anchors: Certificate[] };
+  private pskRule?: RawStatement;
   private closed = false;
   /** Ports that could not be bound at start. */
   listenErrors = 0;
@@ -268,9 +269,10 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   /** PSK identities are matched exactly against `psk` PAD rules; everyone else proves a certificate. */
   private resolvePeer(id: IdPayload): IkePeerPolicy | undefined {
     const identity = tokenIdentityOf(id);
-    const rule = this.db
-      .prepare(`SELECT "id", "pskSealed" FROM "pad_rules" WHERE "kind" = 'member' AND "idType" = 'psk' AND "pattern" = ? AND "pskSealed" IS NOT NULL LIMIT 1`)
-      .get(identity.value) as { id: string; pskSealed: string } | undefined;
+    this.pskRule ??= this.db.prepare(
+      `SELECT "id", "pskSealed" FROM "pad_rules" WHERE "kind" = 'member' AND "idType" = 'psk' AND "pattern" = ? AND "pskSealed" IS NOT NULL LIMIT 1`,
+    );
+    const rule = this.pskRule.get(identity.value) as { id: string; pskSealed: string } | undefined;
     if (rule) {
       try {
         const psk = this.secrets.open(rule.pskSealed, `pad_rules.pskSealed:${rule.id}`);
