@@ -136,3 +136,34 @@ describe('GSA_REKEY over loopback multicast', () => {
     for (let i = 1; i < ids.length; i++) expect(ids[i]!).toBeGreaterThan(ids[i - 1]!);
   });
 });
+
+describe('batched leave behaviour', () => {
+  it('an eviction waits for the batch interval; then one leave rekey covers every leave of the batch', async () => {
+    const addr = `239.80.${process.pid % 250}.1`;
+    const gid = await h.group('batched', addr, REKEY_PORT + 1, [{ idType: 'san-dns', pattern: '*.batch.example.net', role: 'receiver' }], {}, { leaveBehaviour: 'batched', leaveBatchInterval: 1 });
+    const ms: GmClient[] = [];
+    for (const n of ['p', 'q', 'r', 's']) {
+      const m = await h.member(`${n}.batch.example.net`);
+      clients.push(m);
+      expect((await m.register({ gcksPort: h.registration().port, group: 'batched', ca: h.ca() })).ok).toBe(true);
+      await m.listenRekeys(addr, REKEY_PORT + 1);
+      ms.push(m);
+    }
+    const list = (await h.api.get(`/api/v1/groups/${gid}/members`)).body as { id: string; identity: string }[];
+    const idOf = (n: string) => list.find((x) => x.identity === `${n}.batch.example.net`)!.id;
+    const first = await h.api.delete(`/api/v1/groups/${gid}/members/${idOf('r')}`);
+    const second = await h.api.delete(`/api/v1/groups/${gid}/members/${idOf('s')}`);
+    expect(first.body.messageIds).toEqual([]);
+    expect(second.body.messageIds).toEqual([]);
+    expect((await h.api.get(`/api/v1/groups/${gid}/keys`)).body.pendingLeaves).toBe(2);
+    const [p, q, r] = ms;
+    await p!.waitFor(() => p!.rekeys.some((e) => e.ok && e.teks > 0), 6000);
+    await q!.waitFor(() => q!.rekeys.some((e) => e.ok && e.teks > 0), 6000);
+    expect(Buffer.from(p!.teks[0]!.encKey)).toEqual(Buffer.from(q!.teks[0]!.encKey));
+    expect(Buffer.from(r!.teks[0]!.encKey)).not.toEqual(Buffer.from(p!.teks[0]!.encKey));
+    expect((await h.api.get(`/api/v1/groups/${gid}/keys`)).body.pendingLeaves).toBe(0);
+    const rekeys = await gcks.ds.query(`SELECT "details" FROM "audit_log" WHERE "action" = 'rekey' AND "groupId" = ?`, [gid]);
+    expect(rekeys.map((x: { details: string }) => JSON.parse(x.details)).filter((d: { reason: string }) => d.reason === 'leave')).toMatchObject([{ leaves: 2 }]);
+  });
+});
+

@@ -20,11 +20,11 @@ export function gkmHelpers(g: () => TestGcks) {
   const ca = (): Certificate => keys().owner.ca.certificate;
   const ownerAnchor = () => keys().publicKeys.groupOwnerKeyPem;
 
-  async function group(name: string, rekeyAddress: string, rekeyPort: number, rules: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
+  async function group(name: string, rekeyAddress: string, rekeyPort: number, rules: Record<string, unknown>[], extra: Record<string, unknown> = {}, policy: Record<string, unknown> = {}) {
     const res = await api.post('/api/v1/groups', { name, address: '239.1.2.3', serviceModel: 'any-to-any', rekeyAddress, rekeyPort, ...extra });
     if (res.status !== 201) throw new Error(`group: ${res.status} ${JSON.stringify(res.body)}`);
     const id = res.body.id as string;
-    const pol = await api.post(`/api/v1/groups/${id}/policies`, { name: `${name}-data`, destinationPort: 5000, protocol: 17 });
+    const pol = await api.post(`/api/v1/groups/${id}/policies`, { name: `${name}-data`, destinationPort: 5000, protocol: 17, ...policy });
     if (pol.status !== 201) throw new Error(`policy: ${pol.status} ${JSON.stringify(pol.body)}`);
     for (const r of rules) {
       const pr = await api.post(`/api/v1/groups/${id}/pad-rules`, r);
