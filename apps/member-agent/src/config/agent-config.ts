@@ -80,6 +80,8 @@ export const agentConfigSchema = z
         /** Where socket-mode applications live (the agent sends them plaintext here). */
         applicationAddress: ipAddress.default('127.0.0.1'),
         tunName: z.string().min(1).max(15).default('gsec0'),
+        /** The groups' ESP-in-UDP port (RFC 3948 §2.1); must match the GCKS's policy. */
+        espPort: port.default(4500),
       })
       .prefault({}),
     /** Protected traffic is dropped until registered (default) or sent in clear (fail-open). */

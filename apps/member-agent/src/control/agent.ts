@@ -57,6 +57,7 @@ export class MemberAgent {
 
   private constructor(
     readonly options: AgentOptions,
+    readonly espPort: number,
     readonly network: UdpBind,
     readonly ikeBind: UdpBind,
     readonly appPort: UdpAppPort | undefined,
@@ -74,7 +75,7 @@ export class MemberAgent {
       throw new Error('datapath mode "tun" is not wired into the agent yet: use "socket" (see README "Member agent and demo")');
     }
     const family = c.datapath.localAddress.includes(':') ? 6 : 4;
-    const espPort = options.espPort ?? DEFAULT_ESP_PORT;
+    const espPort = options.espPort ?? c.datapath.espPort ?? DEFAULT_ESP_PORT;
     const network = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: espPort, localPort: 0, multicastInterface: c.datapath.multicastInterface });
     let ikeBind: UdpBind | undefined;
     let appPort: UdpAppPort | undefined;
@@ -91,7 +92,7 @@ export class MemberAgent {
       await ikeBind?.close();
       throw e;
     }
-    const agent = new MemberAgent(options, network, ikeBind, appPort);
+    const agent = new MemberAgent(options, espPort, network, ikeBind, appPort);
     agent.wire();
     for (const s of agent.sessions.values()) {
       const g = c.groups.find((x) => x.name === s.name)!;
@@ -130,6 +131,7 @@ export class MemberAgent {
         removeInitiator: (i) => this.dispatcher.removeInitiator(i),
         setPolicy: (group, entries) => this.setPolicy(group, entries),
         listenRekey: (address, port) => this.listenRekey(address, port),
+        onSaPort: (group, port) => this.warnPort(group, port),
         ike: {
           proposals: [
             { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256, group: KeGroup.ECP_256 },
@@ -166,6 +168,14 @@ export class MemberAgent {
     });
     this.datapath.onAudit((e) => log.warn('audit', { kind: e.kind, spi: e.spi, detail: e.detail }));
     this.tick = setInterval(() => this.datapath.tick(), DATAPATH_TICK_MS);
+  }
+
+  private warnPort(group: string, port: number | undefined): void {
+    if (port === undefined) {
+      this.options.log.warn('SA uses native ESP; socket mode carries only ESP in UDP (enable UDP encapsulation in the policy)', { group });
+    } else if (port !== this.espPort) {
+      this.options.log.warn('SA uses an ESP-in-UDP port the agent does not listen on', { group, saPort: port, espPort: this.espPort });
+    }
   }
 
   private setPolicy(group: string, entries: GspdEntry[]): void {

@@ -75,6 +75,8 @@ export interface GroupSessionDeps {
   removeInitiator(i: IkeInitiator): void;
   /** The group's GSPD entries changed; the agent merges all groups' entries and installs them. */
   setPolicy(group: string, entries: GspdEntry[]): void;
+  /** An SA names this ESP-in-UDP port (the agent warns when it does not listen there). */
+  onSaPort?(group: string, port: number | undefined): void;
   /** Listen for GSA_REKEY on this address and port (idempotent). */
   listenRekey(address: string, port: number): Promise<void>;
   ike: {
@@ -429,6 +431,7 @@ export class GroupSession {
     const fresh = new Set(configs.map((c) => c.spi));
     for (const c of configs) {
       if (this.sas.has(c.spi)) continue;
+      this.deps.onSaPort?.(this.name, c.udpEncapsulation ? c.udpEncapsulation.destinationPort : undefined);
       try {
         this.deps.datapath.installSa(c, { activateAt });
       } catch (e) {
