@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { IdType, TsType } from '@app/codec';
+import { padAllows, padRuleMatches, selectorOf, type PadRow } from './group-config.js';
+
+const id = (idType: number, value: string) => ({ idType, value });
+const rule = (r: Partial<PadRow>): PadRow => ({ id: 'r', kind: 'member', idType: 'san-dns', pattern: '*', role: 'receiver', pskSealed: null, updatedAt: '', ...r });
+
+describe('PAD matching (RFC 4301 §4.4.3 after RFC 5374 §4.1.3)', () => {
+  it('san-dns patterns match FQDN identities of certificate peers, * as any run, case-insensitive', () => {
+    const sut = rule({ pattern: '*.rx.example.org' });
+    expect(padRuleMatches(sut, id(IdType.ID_FQDN, 'tv1.rx.example.org'), true)).toBe(true);
+    expect(padRuleMatches(sut, id(IdType.ID_FQDN, 'TV1.RX.example.org'), true)).toBe(true);
+    expect(padRuleMatches(sut, id(IdType.ID_FQDN, 'rx.example.org'), true)).toBe(false);
+    expect(padRuleMatches(sut, id(IdType.ID_FQDN, 'tv1.rx.example.org.evil'), true)).toBe(false);
+    expect(padRuleMatches(sut, id(IdType.ID_RFC822_ADDR, 'tv1.rx.example.org'), true)).toBe(false);
+    // Regular-expression characters in a pattern are literal.
+    expect(padRuleMatches(rule({ pattern: 'a.b' }), id(IdType.ID_FQDN, 'axb'), true)).toBe(false);
+  });
+
+  it('a certificate rule never admits a PSK peer, and a PSK rule only a PSK peer, exactly', () => {
+    expect(padRuleMatches(rule({ pattern: 'gm.example.org' }), id(IdType.ID_FQDN, 'gm.example.org'), false)).toBe(false);
+    const psk = rule({ idType: 'psk', pattern: 'gm.example.org' });
+    expect(padRuleMatches(psk, id(IdType.ID_FQDN, 'gm.example.org'), false)).toBe(true);
+    expect(padRuleMatches(psk, id(IdType.ID_FQDN, 'gm.example.org'), true)).toBe(false);
+    expect(padRuleMatches(psk, id(IdType.ID_FQDN, 'GM.example.org'), false)).toBe(false);
+  });
+
+  it('san-ip rules take a prefix; subject rules match DNs', () => {
+    const sut = rule({ idType: 'san-ip', pattern: '10.1.0.0/16' });
+    expect(padRuleMatches(sut, id(IdType.ID_IPV4_ADDR, '10.1.200.3'), true)).toBe(true);
+    expect(padRuleMatches(sut, id(IdType.ID_IPV4_ADDR, '10.2.0.1'), true)).toBe(false);
+    expect(padRuleMatches(sut, id(IdType.ID_IPV6_ADDR, '::1'), true)).toBe(false);
+    expect(padRuleMatches(rule({ idType: 'subject', pattern: 'CN=gm*' }), id(IdType.ID_DER_ASN1_DN, 'CN=gm7, O=x'), true)).toBe(true);
+  });
+
+  it('roles: receiver rules refuse speakers, both admits either, first matching rule wins', () => {
+    const pad = [rule({ pattern: '*.rx.example.org', role: 'receiver' }), rule({ id: 's', pattern: 'cam.example.org', role: 'both' })];
+    expect(padAllows(pad, id(IdType.ID_FQDN, 'a.rx.example.org'), 'speaker', true)).toBeUndefined();
+    expect(padAllows(pad, id(IdType.ID_FQDN, 'a.rx.example.org'), 'receiver', true)?.id).toBe('r');
+    expect(padAllows(pad, id(IdType.ID_FQDN, 'cam.example.org'), 'speaker', true)?.id).toBe('s');
+    expect(padAllows([rule({ kind: 'gcks', role: null })], id(IdType.ID_FQDN, 'x'), 'receiver', true)).toBeUndefined();
+  });
+});
+
+describe('selectors from GSPD prefixes (RFC 7296 §3.13.1)', () => {
+  it('turns a prefix, protocol and port into an address range', () => {
+    expect(selectorOf('10.1.0.0/16', 17, 5000)).toEqual({
+      tsType: TsType.TS_IPV4_ADDR_RANGE,
+      ipProtocol: 17,
+      startPort: 5000,
+      endPort: 5000,
+      startAddress: Uint8Array.from([10, 1, 0, 0]),
+      endAddress: Uint8Array.from([10, 1, 255, 255]),
+    });
+    const any6 = selectorOf('ff3e::/16', null, null);
+    expect(any6.tsType).toBe(TsType.TS_IPV6_ADDR_RANGE);
+    expect([any6.ipProtocol, any6.startPort, any6.endPort]).toEqual([0, 0, 0xffff]);
+    expect(Buffer.from(any6.endAddress).toString('hex')).toBe('ff3e' + 'ff'.repeat(14));
+    expect(() => selectorOf('10.1.0.1/16', null, null)).toThrow(RangeError);
+  });
+});
