@@ -103,6 +103,9 @@ export const agentConfigSchema = z
     c.groups.forEach((g, i) => {
       if (names.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `duplicate group ${g.name}` });
       names.add(g.name);
+      if (c.datapath.mode === 'tun' && g.address === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['groups', i, 'address'], message: 'required in tun mode (routed into the TUN device)' });
+      }
       if (c.datapath.mode === 'socket') {
         for (const key of ['applicationPort', 'address', 'dataPort'] as const) {
           if (g[key] === undefined) ctx.addIssue({ code: 'custom', path: ['groups', i, key], message: 'required in socket mode' });

@@ -9,7 +9,7 @@ import { EncrId, IdType, KeGroup, PrfId, type IdPayload } from '@app/codec';
 import { parseCertificate, type Certificate } from '@app/crypto';
 import { Datapath, type GspdEntry, type InboundDatagram } from '@app/datapath';
 import { IkeDispatcher, type IkeClock, type IkeLocalAuth, type IkePeerPolicy } from '@app/gkm';
-import { UdpBind } from '../net/index.js';
+import { TunDevice, UdpBind } from '../net/index.js';
 import { UdpAppPort } from '../plaintext/udp-app-port.js';
 import type { AgentConfig, AgentSecrets } from '../config/agent-config.js';
 import { GroupSession, type Logger } from './group-session.js';
@@ -60,7 +60,7 @@ export class MemberAgent {
     readonly espPort: number,
     readonly network: UdpBind,
     readonly ikeBind: UdpBind,
-    readonly appPort: UdpAppPort | undefined,
+    readonly appPort: UdpAppPort | TunDevice | undefined,
   ) {
     const clock = options.clock ?? realClock;
     this.startedAt = clock.now();
@@ -71,22 +71,30 @@ export class MemberAgent {
 
   static async start(options: AgentOptions): Promise<MemberAgent> {
     const c = options.config;
-    if (c.datapath.mode === 'tun') {
-      throw new Error('datapath mode "tun" is not wired into the agent yet: use "socket" (see README "Member agent and demo")');
-    }
     const family = c.datapath.localAddress.includes(':') ? 6 : 4;
     const espPort = options.espPort ?? c.datapath.espPort ?? DEFAULT_ESP_PORT;
     const network = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: espPort, localPort: 0, multicastInterface: c.datapath.multicastInterface });
     let ikeBind: UdpBind | undefined;
-    let appPort: UdpAppPort | undefined;
+    let appPort: UdpAppPort | TunDevice | undefined;
     try {
       ikeBind = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: 0, localPort: 0 });
-      const groups = c.groups.flatMap((g) =>
-        g.applicationPort !== undefined && g.address !== undefined && g.dataPort !== undefined
-          ? [{ name: g.name, address: g.address, dataPort: g.dataPort, applicationPort: g.applicationPort }]
-          : [],
-      );
-      appPort = await UdpAppPort.open({ localAddress: c.datapath.localAddress, applicationAddress: c.datapath.applicationAddress, groups });
+      if (c.datapath.mode === 'tun') {
+        // Linux, root: the groups' addresses are routed into the TUN device, so unmodified
+        // applications multicast into the datapath and receive what it delivers (RFC 5374 §3.1).
+        const routes = c.groups.flatMap((g) => (g.address === undefined ? [] : [`${g.address}/${g.address.includes(':') ? 128 : 32}`]));
+        appPort = TunDevice.open({
+          name: c.datapath.tunName,
+          routes,
+          ...(family === 6 ? { addresses: [`${c.datapath.localAddress}/128`], disableIpv6: false } : { disableIpv6: true }),
+        });
+      } else {
+        const groups = c.groups.flatMap((g) =>
+          g.applicationPort !== undefined && g.address !== undefined && g.dataPort !== undefined
+            ? [{ name: g.name, address: g.address, dataPort: g.dataPort, applicationPort: g.applicationPort }]
+            : [],
+        );
+        appPort = await UdpAppPort.open({ localAddress: c.datapath.localAddress, applicationAddress: c.datapath.applicationAddress, groups });
+      }
     } catch (e) {
       await network.close();
       await ikeBind?.close();

@@ -138,6 +138,9 @@ export const SESSION_COUNTERS = [
 ] as const;
 export type SessionCounter = (typeof SESSION_COUNTERS)[number];
 
+/** Backoff of registration retries after a failure (ms). */
+export const FIRST_RETRY_MS = 2_000;
+export const MAX_RETRY_MS = 60_000;
 /** Earliest re-registration for a KEK about to expire, counted from the moment it was received (ms). */
 export const MIN_KEK_RENEW_DELAY_MS = 1_000;
 /** Minimum time between two re-registrations caused by unknown SPIs (ms). */
@@ -167,6 +170,8 @@ export class GroupSession {
   private atdMs = 0;
   private dtdMs = 0;
   private renewTimer: IkeTimer | undefined;
+  private retryTimer: IkeTimer | undefined;
+  private retryDelayMs = FIRST_RETRY_MS;
   private readonly saTimers = new Set<IkeTimer>();
   private registering: Promise<boolean> | undefined;
   private lastUnknownSpiRegistration = -Infinity;
@@ -210,8 +215,23 @@ export class GroupSession {
       if (ok === 'refused') break; // a GCKS said no: another authorized one would say the same
     }
     this.counters.registrationFailures++;
-    if (this.state === 'registering') this.state = 'failed';
+    if (this.state === 'registering') {
+      this.state = 'failed';
+      this.scheduleRetry();
+    }
     return false;
+  }
+
+  /** A failed registration is tried again, backing off from 2 s to 60 s (reset once registered). */
+  private scheduleRetry(): void {
+    this.retryTimer?.cancel();
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, MAX_RETRY_MS);
+    this.deps.log.info('registration will be retried', { group: this.name, inMs: delay });
+    this.retryTimer = this.deps.clock.setTimer(delay, () => {
+      this.retryTimer = undefined;
+      if (this.state === 'failed') void this.register();
+    });
   }
 
   private async registerWith(index: number): Promise<'ok' | 'failed' | 'refused' | 'closed'> {
@@ -291,6 +311,7 @@ export class GroupSession {
       return 'failed';
     }
     this.state = 'registered';
+    this.retryDelayMs = FIRST_RETRY_MS;
     this.registeredAt = now;
     this.counters.registrations++;
     this.deps.log.info('registered', { group: this.name, gcks: `${gcks.address}:${gcks.port}`, sas: result.group.data.length, edition: result.token?.edition });
@@ -527,6 +548,7 @@ export class GroupSession {
     const wasRegistered = this.state === 'registered';
     this.state = 'closed';
     this.renewTimer?.cancel();
+    this.retryTimer?.cancel();
     for (const t of this.saTimers) t.cancel();
     this.saTimers.clear();
     if (sa && wasRegistered) {
