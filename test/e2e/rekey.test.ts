@@ -130,6 +130,15 @@ describe('GSA_REKEY over loopback multicast', () => {
     expect(audit[0].actor).toMatch(/^admin:/);
   });
 
+  it('a policy change (REST) reaches the members in a rekey with the next token edition', async () => {
+    const editionBefore = a.edition!;
+    const pol = (await h.api.get(`/api/v1/groups/${groupId}/policies`)).body as { id: string }[];
+    const res = await h.api.patch(`/api/v1/groups/${groupId}/policies/${pol[0]!.id}`, { dtd: 20 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    for (const m of [a, b]) await m.waitFor(() => m.rekeys.some((e) => e.ok && e.edition === editionBefore + 1), 8000);
+    expect((await h.api.get(`/api/v1/groups/${groupId}/keys`)).body.tokenEdition).toBe(editionBefore + 1);
+  });
+
   it('Message IDs only grow across every rekey a member accepted', () => {
     const ids = okIds(a);
     expect(ids.length).toBeGreaterThan(3);

@@ -13,6 +13,7 @@ export function gkmHelpers(g: () => TestGcks) {
   const api = {
     get: (path: string) => request(g().server).get(path).set(auth()),
     post: (path: string, body: unknown = {}) => request(g().server).post(path).set(auth()).send(body as object),
+    patch: (path: string, body: unknown) => request(g().server).patch(path).set(auth()).send(body as object),
     delete: (path: string) => request(g().server).delete(path).set(auth()),
   };
   const keys = () => g().app.get(GcksKeysService);

@@ -19,6 +19,7 @@ import {
   type IkeSaState,
   type RegistrarGroup,
   type RegistrationOutcome,
+  type RekeyReason,
 } from '@app/gkm';
 import { LkhTreeStore, NodeKeySealer } from '@app/lkh';
 import { CLOCK, RANDOM_BYTES, type Clock, type RandomBytes } from '../common/clock.js';
@@ -57,6 +58,8 @@ export const GCKS_PROPOSALS: IkeProposalConfig[] = [
 const KWA = KwaId.KW_5649_256;
 /** Group rows are re-read at most this often (policy and PAD changes take effect within it). */
 const CONFIG_TTL_MS = 1000;
+/** Group rows are polled this often for policy changes that must reach members (token edition). */
+const POLICY_POLL_MS = 2000;
 /** Injection token for timers (tests may inject their own). */
 export const REKEY_TIMERS = Symbol('REKEY_TIMERS');
 
@@ -67,6 +70,8 @@ interface Loaded {
   state: GroupKeyState;
   loadedAt: number;
   timer?: unknown;
+  /** Token edition the members have last been sent by multicast. */
+  editionSent: number;
 }
 
 /**
@@ -316,7 +321,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       loaded.loadedAt = now;
       return loaded.state;
     }
-    loaded = { state: GroupKeyState.create(cfg, this.deps()), loadedAt: now };
+    const created = GroupKeyState.create(cfg, this.deps());
+    loaded = { state: created, loadedAt: now, editionSent: created.edition };
     this.groups.set(cfg.group.id, loaded);
     this.schedule(loaded);
     return loaded.state;
@@ -388,6 +394,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   private afterLeave(state: GroupKeyState, messages: OutgoingRekey[]): void {
     this.multicast(state, messages);
     const loaded = this.groups.get(state.groupId);
+    if (loaded && messages.length > 0) loaded.editionSent = state.edition;
     if (loaded) this.schedule(loaded);
   }
 
@@ -437,26 +444,36 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     if (this.closed) return;
     if (loaded.timer !== undefined) this.timers.clearTimeout(loaded.timer);
     const due = loaded.state.nextDue();
-    const wait = Math.max(0, due.at - this.clock.now().getTime());
+    // Woken at least every POLICY_POLL_MS to notice policy and PAD changes made through REST.
+    const wait = Math.min(POLICY_POLL_MS, Math.max(0, due.at - this.clock.now().getTime()));
     loaded.timer = this.timers.setTimeout(() => {
       loaded.timer = undefined;
       if (this.closed) return;
-      // Re-read the rows (a policy change yields a new token edition carried by this rekey).
-      this.stateOf({ id: loaded.state.groupId });
+      // Re-read the rows: a policy change yields a new token edition, which a rekey carries to the
+      // members at once (new TEKs and Rekey SA under the new policy; DESIGN "Policy").
+      if (!this.stateOf({ id: loaded.state.groupId })) return;
       const d = loaded.state.nextDue();
-      if (d.at <= this.clock.now().getTime()) this.multicast(loaded.state, loaded.state.rekey(d.reason));
+      const now = this.clock.now().getTime();
+      if (d.at <= now) this.rekeyNow(loaded, d.reason);
+      else if (loaded.state.edition !== loaded.editionSent && loaded.state.memberCount > 0) this.rekeyNow(loaded, 'forced');
       this.schedule(loaded);
     }, wait);
+  }
+
+  private rekeyNow(loaded: Loaded, reason: RekeyReason): OutgoingRekey[] {
+    const messages = loaded.state.rekey(reason);
+    if (messages.length > 0) loaded.editionSent = loaded.state.edition;
+    this.multicast(loaded.state, messages);
+    return messages;
   }
 
   /** The Group Owner forces a rekey (new Rekey SA and TEKs, pending leaves included). */
   forceRekey(groupId: string): { messageIds: number[]; members: number } {
     const state = this.stateOf({ id: groupId });
     if (!state) throw DomainError.notFound('group', groupId);
-    const messages = state.rekey('forced');
-    this.multicast(state, messages);
-    const loaded = this.groups.get(groupId);
-    if (loaded) this.schedule(loaded);
+    const loaded = this.groups.get(groupId)!;
+    const messages = this.rekeyNow(loaded, 'forced');
+    this.schedule(loaded);
     return { messageIds: messages.map((m) => m.messageId), members: state.memberCount };
   }
 
@@ -524,7 +541,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
           .all(row.groupId) as MemberRecord[]
       ).map((m) => ({ ...m }));
       const state = GroupKeyState.restore(cfg, this.deps(), row, tree, members);
-      const loaded: Loaded = { state, loadedAt: this.clock.now().getTime() };
+      const loaded: Loaded = { state, loadedAt: this.clock.now().getTime(), editionSent: state.edition };
       this.groups.set(row.groupId, loaded);
       for (const m of members) {
         if (m.state !== 'registered' || !m.ikeSpi) continue;
