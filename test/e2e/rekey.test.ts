@@ -139,6 +139,28 @@ describe('GSA_REKEY over loopback multicast', () => {
     expect((await h.api.get(`/api/v1/groups/${groupId}/keys`)).body.tokenEdition).toBe(editionBefore + 1);
   });
 
+  it('a member that missed rekeys registers again with GSA_REGISTRATION on its IKE SA and follows the next one', async () => {
+    const late = await h.member('late.example.net');
+    clients.push(late);
+    expect((await late.register({ gcksPort: h.registration().port, group: 'live', ca: h.ca(), ownerAnchor: h.ownerAnchor() })).ok).toBe(true);
+    const spiBefore = Buffer.from(late.rekeySpi!);
+    for (let i = 0; i < 2; i++) {
+      const [id] = (await h.api.post(`/api/v1/groups/${groupId}/rekey`)).body.messageIds as number[];
+      await a.waitFor(() => okIds(a).includes(id!));
+    }
+    expect(Buffer.from(late.teks[0]!.encKey)).not.toEqual(Buffer.from(a.teks[0]!.encKey)); // it missed them
+    const r = await late.registerMore({ group: 'live', ownerAnchor: h.ownerAnchor() });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(Buffer.from(late.rekeySpi!)).not.toEqual(spiBefore);
+    expect(Buffer.from(late.teks[0]!.encKey)).toEqual(Buffer.from(a.teks[0]!.encKey));
+    await late.listenRekeys(REKEY_ADDR, REKEY_PORT, h.ownerAnchor(), 'live');
+    const [id] = (await h.api.post(`/api/v1/groups/${groupId}/rekey`)).body.messageIds as number[];
+    await late.waitFor(() => okIds(late).includes(id!));
+    expect(Buffer.from(late.teks[0]!.encKey)).toEqual(Buffer.from(a.teks[0]!.encKey));
+    const rows = await gcks.ds.query(`SELECT count(*) AS n FROM "members" WHERE "identity" = 'late.example.net'`);
+    expect(rows[0].n).toBe(1);
+  });
+
   it('Message IDs only grow across every rekey a member accepted', () => {
     const ids = okIds(a);
     expect(ids.length).toBeGreaterThan(3);

@@ -128,9 +128,10 @@ export class GmClient {
   }
 
   /** GSA_REGISTRATION for another group on the same IKE SA (RFC 9838 §2.3.2). */
+  /** The client then follows that group (its keys replace the ones held). */
   async registerMore(o: Omit<GmRegisterOptions, 'gcksPort' | 'ca'>): Promise<RegistrationResult> {
     const resp = await this.sa!.request(IkeExchange.GSA_REGISTRATION, registrationRequestPayloads(idgKeyId(o.group), { speaker: o.speaker ?? false }));
-    return openRegistrationResponse(resp, this.sa!.state, o.ownerAnchor ? { token: { anchor: o.ownerAnchor, now: new Date(), groupName: o.group } } : {});
+    return this.accept(resp, o);
   }
 
   private accept(response: IkePayloadEntry[], o: Pick<GmRegisterOptions, 'ownerAnchor' | 'group' | 'speaker'>): RegistrationResult {
