@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EncrId } from '@app/codec';
 import { buildGsaRekey, groupPayloads } from '@app/gkm';
@@ -91,6 +92,43 @@ describe('GSA_REKEY over loopback multicast', () => {
     expect(a.onRekey(forged)).toMatchObject({ ok: false, reason: 'BAD_SIGNATURE' });
     expect(a.onRekey(last)).toMatchObject({ ok: false });
     expect(a.minMessageId).toBe(minBefore);
+  });
+
+  it('arbitrary and mutated GSA_REKEY datagrams never throw and never move a member (fast-check)', async () => {
+    const [id] = (await h.api.post(`/api/v1/groups/${groupId}/rekey`)).body.messageIds as number[];
+    await a.waitFor(() => okIds(a).includes(id!));
+    // A genuine message on A's current Rekey SA: the next forced rekey, captured before A sees it.
+    const probe = await h.member('probe.example.net');
+    clients.push(probe);
+    expect((await probe.register({ gcksPort: h.registration().port, group: 'live', ca: h.ca() })).ok).toBe(true);
+    const before = raw.length;
+    const [id2] = (await h.api.post(`/api/v1/groups/${groupId}/rekey`)).body.messageIds as number[];
+    await a.waitFor(() => okIds(a).includes(id2!));
+    // The probe holds the Rekey SA this message travels on, and has not seen it.
+    await a.waitFor(() => raw.slice(before).some((d) => Buffer.from(d).readUInt32BE(20) === id2));
+    const genuine = raw.slice(before).find((d) => Buffer.from(d).readUInt32BE(20) === id2)!; // IKE header Message ID
+    const state = () => [probe.minMessageId, Buffer.from(probe.rekeySpi!).toString('hex'), Buffer.from(probe.teks[0]!.encKey).toString('hex')].join('/');
+    const s0 = state();
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 600 }),
+          fc.record({ at: fc.nat(), bits: fc.integer({ min: 1, max: 255 }), cut: fc.nat() }).map(({ at, bits, cut }) => {
+            const m = Uint8Array.from(genuine);
+            m[at % m.length]! ^= bits;
+            return cut % 3 === 0 ? m.subarray(0, cut % m.length) : m;
+          }),
+        ),
+        (bytes) => {
+          const r = probe.onRekey(bytes);
+          return r.ok === false && state() === s0;
+        },
+      ),
+      { numRuns: 400 },
+    );
+    // The unmodified message is accepted, so the refusals above were the mutations' doing.
+    expect(probe.onRekey(genuine)).toMatchObject({ ok: true, messageId: id2 });
+    expect(state()).not.toBe(s0);
   });
 
   it('GSA_INBAND_REKEY over the member IKE SA delivers the current SAs', async () => {
