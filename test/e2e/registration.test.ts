@@ -207,6 +207,29 @@ describe('refusals: audited, no state changed', () => {
   });
 });
 
+describe('a registration that cannot be persisted', () => {
+  it('is answered REGISTRATION_FAILED and audited; no keys leave, nothing is kept, the next member joins', async () => {
+    await gcks.ds.query(`CREATE TRIGGER "test_no_doomed" BEFORE INSERT ON "members" WHEN NEW."identity" = 'doomed.rx.example.org' BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
+    try {
+      const before = await snapshot();
+      const n = (await refusals(gcks)).length;
+      const m = await mk('doomed.rx.example.org');
+      const r = await m.register({ gcksPort: port(), group: 'video', ca: h.ca() });
+      expect(r).toMatchObject({ ok: false, notify: 49 });
+      expect(m.teks).toEqual([]);
+      const rows = (await refusals(gcks)).slice(n);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.details).toMatch(/refused the member/);
+      const after = await snapshot();
+      expect(after.members).toBe(before.members);
+      const ok = await mk('fine.rx.example.org');
+      expect((await ok.register({ gcksPort: port(), group: 'video', ca: h.ca(), ownerAnchor: h.ownerAnchor() })).ok).toBe(true);
+    } finally {
+      await gcks.ds.query(`DROP TRIGGER "test_no_doomed"`);
+    }
+  });
+});
+
 describe('hostile datagrams at the registration port', () => {
   it('arbitrary and mutated datagrams are each answered or dropped and counted; nothing changes; registration still works', async () => {
     const before = await snapshot();

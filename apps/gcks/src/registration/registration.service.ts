@@ -340,15 +340,23 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
         if (!sa) return undefined;
         const spi = hex(sa.spiR);
         const record = ikeSaToRecord({ ...sa, nextPeerRequestId: Math.max(sa.nextPeerRequestId, 2) });
-        const r = state.admit(
-          { identity: req.identity.value, role: req.role, senderIdsRequested: req.senderIdsRequested, address: sa.path.remoteAddress },
-          {
-            gskW: deriveGskW(sa.suite.prf, sa.keys.skd, KWA),
-            spi,
-            sealedRecord: this.secrets.seal(Buffer.from(JSON.stringify(record), 'utf8'), ikeSaContext(spi)),
-          },
-          { actor: `member:${req.identity.value}`, remoteAddress: sa.path.remoteAddress, action: 'register', entityType: 'member', details: { role: req.role, group: name } },
-        );
+        let r: ReturnType<GroupKeyState['admit']>;
+        try {
+          r = state.admit(
+            { identity: req.identity.value, role: req.role, senderIdsRequested: req.senderIdsRequested, address: sa.path.remoteAddress },
+            {
+              gskW: deriveGskW(sa.suite.prf, sa.keys.skd, KWA),
+              spi,
+              sealedRecord: this.secrets.seal(Buffer.from(JSON.stringify(record), 'utf8'), ikeSaContext(spi)),
+            },
+            { actor: `member:${req.identity.value}`, remoteAddress: sa.path.remoteAddress, action: 'register', entityType: 'member', details: { role: req.role, group: name } },
+          );
+        } catch (e) {
+          // The tree is full, or the state could not be persisted: REGISTRATION_FAILED (audited as a
+          // refusal), never an unanswered request. Nothing was sent.
+          this.logger.error(`registration of ${req.identity.value} to ${name} failed: ${(e as Error).message}`);
+          return undefined;
+        }
         if (!r) return undefined;
         let set = this.saGroups.get(spi);
         if (!set) this.saGroups.set(spi, (set = new Set()));

@@ -316,6 +316,7 @@ export class GroupKeyState {
     ike: { gskW: Uint8Array; spi: string; sealedRecord: string },
     audit: Omit<GkmAudit, 'entityId' | 'groupId'>,
   ): { admission: GroupAdmission; messages: OutgoingRekey[]; member: MemberRecord } | undefined {
+    const schedStart = this.schedule;
     let senderIds: number[] = [];
     let senderIdNext = this.schedule.senderIdNext;
     if (req.role === 'speaker' && this.cfg.senderIds) {
@@ -347,6 +348,51 @@ export class GroupKeyState {
     };
     const path = this.tree.memberPath(leaf);
     const joinedAt = new Date(this.deps.now()).toISOString();
+    try {
+      this.persistJoin(changedNodes, member, req, senderIds, joinedAt, ike, audit);
+    } catch (e) {
+      // Nothing of this registration is kept: the leaf goes back to the pool, and whatever the
+      // failed transaction would have written for the group (a pool refill) is written on its own.
+      this.schedule = {
+        ...this.schedule,
+        free: [leaf, ...(this.schedule.free ?? [])],
+        senderIdNext: schedStart.senderIdNext,
+        pendingLeaves: schedStart.pendingLeaves,
+        retired: (this.schedule.retired ?? []).filter((l) => l !== oldLeaf),
+      };
+      try {
+        this.deps.store.tx(() => {
+          if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
+          this.persistGroup();
+        });
+      } catch {
+        // The database refuses everything; the error below says why.
+      }
+      throw e;
+    }
+    if (oldLeaf !== null) this.byLeaf.delete(oldLeaf);
+    this.index(member);
+    // Leaf key under GSK_w, then each parent under its child (RFC 9838 Appendix A.2).
+    const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, path[0]!.keyId, path[0]!.key)];
+    for (let i = 1; i < path.length; i++) wrapKeys.push(wrapKey(path[i - 1]!.key, path[i - 1]!.keyId, path[i]!.keyId, path[i]!.key));
+    const admission: GroupAdmission = {
+      rekey: this.rekeyParams(this.rekeySa, { registration: true, initialMessageId: this.lastMessageId + 1 }),
+      data: this.dataParams(),
+      groupWide: this.groupWide(true),
+      member: { wrapKeys, authKey: this.deps.authKey, senderIds },
+    };
+    return { admission, messages, member };
+  }
+
+  private persistJoin(
+    changedNodes: readonly number[] | undefined,
+    member: MemberRecord,
+    req: { address: string | null },
+    senderIds: number[],
+    joinedAt: string,
+    ike: { spi: string; sealedRecord: string },
+    audit: Omit<GkmAudit, 'entityId' | 'groupId'>,
+  ): void {
     this.deps.store.tx(() => {
       if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
       this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
@@ -365,18 +411,6 @@ export class GroupKeyState {
       this.deps.store.saveIkeSa(ike.spi, ike.sealedRecord);
       this.deps.store.audit({ ...audit, entityId: member.id, groupId: this.groupId });
     });
-    if (oldLeaf !== null) this.byLeaf.delete(oldLeaf);
-    this.index(member);
-    // Leaf key under GSK_w, then each parent under its child (RFC 9838 Appendix A.2).
-    const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, path[0]!.keyId, path[0]!.key)];
-    for (let i = 1; i < path.length; i++) wrapKeys.push(wrapKey(path[i - 1]!.key, path[i - 1]!.keyId, path[i]!.keyId, path[i]!.key));
-    const admission: GroupAdmission = {
-      rekey: this.rekeyParams(this.rekeySa, { registration: true, initialMessageId: this.lastMessageId + 1 }),
-      data: this.dataParams(),
-      groupWide: this.groupWide(true),
-      member: { wrapKeys, authKey: this.deps.authKey, senderIds },
-    };
-    return { admission, messages, member };
   }
 
   /**
