@@ -204,10 +204,57 @@ describe.skipIf(reason !== undefined)('member agents in TUN mode with the real G
     console.log(`[netns] GCKS restart: sent 600 across a kill and restart, received b=${numbers('b', 'four').length} c=${numbers('c', 'four').length}, lost 0, duplicates 0; rekey after restart: Message IDs ${JSON.stringify(r.messageIds)}, accepted by all three without re-registering`);
   }, 60_000);
 
+  it('rollover: 1,000 packets/s through 20 rekeys forced through REST; exactly once everywhere, SAs switched only after ATD, none used after deletion', async () => {
+    const before = await Promise.all(hosts.map((h) => status(h)));
+    const COUNT = 36_000; // about 1,000/s (0.8 ms gaps plus Python's own time) for the 20 rekeys 1.5 s apart and the last ATD + DTD
+    const started = Date.now();
+    // Longer than lab.run's 30 s bound: spawned, and awaited by its exit.
+    const child = lab.spawn(hosts[0]!.ns, PYTHON, ['-c', PY_SENDER, GROUP, String(DATA_PORT), String(COUNT), 'five', '0.8']);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.resume();
+    const sending = new Promise<{ stdout: string }>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve({ stdout: out }) : reject(new Error(`sender exited ${code}`)))));
+    await sleep(1000);
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      ids.push(...((await ok('POST', `/groups/${groupId}/rekey`)) as { messageIds: number[] }).messageIds);
+      await sleep(1500);
+    }
+    const sendOut = await sending;
+    const seconds = Number(sendOut.stdout.trim());
+    await waitFor('delivery', () => numbers('b', 'five').length >= COUNT && numbers('c', 'five').length >= COUNT, 30_000).catch(() => undefined);
+    await sleep(500);
+    const figures: string[] = [];
+    for (const name of ['b', 'c']) {
+      const got = numbers(name, 'five');
+      const unique = new Set(got);
+      figures.push(`${name}=${got.length} (lost ${COUNT - unique.size}, duplicates ${got.length - unique.size})`);
+    }
+    console.log(`[netns] rollover: sent ${COUNT} in ${seconds.toFixed(1)} s (${Math.round(COUNT / seconds)}/s) through ${ids.length} rekeys (Message IDs ${ids[0]}..${ids[ids.length - 1]}), received ${figures.join(', ')}; test took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    expect(ids).toHaveLength(20);
+    for (const name of ['b', 'c']) expect(numbers(name, 'five')).toEqual(all(COUNT));
+    const speaker = (await status(hosts[0]!)) as Status & { groups: { timeline: { at: string; spi: string; event: string; cause: string }[] }[] };
+    const t = speaker.groups[0]!.timeline.filter((e) => e.cause === 'rekey');
+    const installed = new Map(t.filter((e) => e.event === 'installed').map((e) => [e.spi, Date.parse(e.at)]));
+    const activated = t.filter((e) => e.event === 'activated');
+    expect(activated.length).toBeGreaterThanOrEqual(20);
+    for (const e of activated) expect(Date.parse(e.at) - installed.get(e.spi)!).toBeGreaterThanOrEqual(ATD * 1000);
+    for (const [i, h] of hosts.entries()) {
+      const s = await status(h);
+      expect(s.datapath.drops['expired']).toBe(before[i]!.datapath.drops['expired']); // no packet on a deleted SA
+      expect(s.datapath.drops['replay']).toBe(before[i]!.datapath.drops['replay']);
+      expect(s.groups[0]!.counters['rekeysAccepted']! - before[i]!.groups[0]!.counters['rekeysAccepted']!).toBe(20);
+    }
+  }, 120_000);
+
   it('eviction through REST: the evicted member receives nothing after the switch; the other loses nothing', async () => {
     const members = (await ok('GET', `/groups/${groupId}/members`)) as { id: string; identity: string }[];
     const c = members.find((m) => m.identity === 'c.tun')!;
-    const leadingBefore = (await status(hosts[0]!)).groups[0]!.sas.find((s) => s.edge === 'leading')!.spi;
+    let leadingBefore = '';
+    await waitFor('a leading SA at the speaker', async () => {
+      leadingBefore = (await status(hosts[0]!)).groups[0]!.sas.find((s) => s.edge === 'leading')?.spi ?? '';
+      return leadingBefore !== '';
+    });
     await ok('DELETE', `/groups/${groupId}/members/${c.id}`);
     await waitFor('the speaker switching SA', async () => {
       const s = await status(hosts[0]!);

@@ -481,9 +481,14 @@ export class GroupSession {
     }
   }
 
+  /**
+   * The activation time of an SA has come. A leading edge already superseded by a newer rekey
+   * before it activated stays retiring, but the datapath may still send on it until the newer one
+   * activates (the latest active SA wins), so its activation is recorded all the same.
+   */
   private activated(h: HeldSa, cause: SaEvent['cause']): void {
-    if (!this.sas.has(h.spi) || h.state !== 'pending') return;
-    h.state = 'active';
+    if (this.sas.get(h.spi) !== h) return;
+    if (h.state === 'pending') h.state = 'active';
     this.event(this.deps.clock.now(), h.spi, 'activated', cause);
   }
 
