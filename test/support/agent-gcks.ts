@@ -234,7 +234,11 @@ export class TestGcks {
     };
   }
 
+  /** Every GSA_REKEY built, in order (the bytes multicast), for tests that feed them directly. */
+  readonly rekeyMessages: Uint8Array[] = [];
+
   private send(bytes: Uint8Array, copies = 2): void {
+    this.rekeyMessages.push(bytes);
     const framed = this.o.rekeyPort === 4500 ? addNonEspMarker(bytes) : bytes;
     for (let i = 0; i < copies; i++) this.sender.send(framed, this.o.rekeyPort, this.o.rekeyAddress);
   }
