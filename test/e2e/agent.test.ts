@@ -310,3 +310,56 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     expect(s.counters.registrations).toBeGreaterThanOrEqual(2);
   });
 });
+
+describe('member agent: an SSM group (RFC 4607) on loopback', () => {
+  let gcks: TestGcks;
+  const agents: MemberAgent[] = [];
+  const apps: App[] = [];
+  const port0 = base + 20;
+  const group = `232.75.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+
+  async function agent(id: string, role: 'speaker' | 'receiver', appPort: number, source?: string) {
+    const config = parseAgentConfig(
+      {
+        identity: { kind: 'psk', id, secret: PSK },
+        trustAnchor: 'unused.pem',
+        gcks: [{ address: '127.0.0.1', port: gcks.port }],
+        groups: [{ name: 'ssm', role, applicationPort: appPort, address: group, dataPort: port0, ...(source ? { source } : {}) }],
+      },
+      '/',
+    );
+    const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort: port0 });
+    agents.push(a);
+    const app = await App.open(appPort);
+    apps.push(app);
+    return { a, app };
+  }
+
+  beforeAll(async () => {
+    gcks = await TestGcks.start({ group: 'ssm', groupAddress: group, dataPort: port0, rekeyAddress: `239.76.${process.pid % 250}.1`, rekeyPort: port0 + 1, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await Promise.all(apps.map((a) => a.close()));
+    await gcks?.close();
+  });
+
+  it('the receiver joins (S,G) for the speaker only: the speaker reaches it, another source does not', async () => {
+    const speaker = await agent('ssm.speakers.test', 'speaker', port0 + 2);
+    const rx = await agent('ssm.rx.test', 'receiver', port0 + 3, '127.0.0.1');
+    await waitFor('registration', () => agents.every((a) => a.sessions.get('ssm')!.state === 'registered'));
+    rx.app.subscribe();
+    await sleep(200);
+    for (let i = 0; i < 50; i++) speaker.app.send(i);
+    await waitFor('delivery', () => rx.app.got.length >= 50);
+    expect(rx.app.got).toEqual([...Array(50).keys()]);
+    const received = rx.a.network.stats.receivedPackets;
+    const other = dgram.createSocket('udp4');
+    await new Promise<void>((r) => other.bind(0, '127.0.0.2', () => r()));
+    other.setMulticastInterface('127.0.0.1');
+    for (let i = 0; i < 20; i++) other.send(Buffer.alloc(40, 1), port0, group);
+    await sleep(300);
+    await new Promise<void>((r) => other.close(() => r()));
+    expect(rx.a.network.stats.receivedPackets).toBe(received); // filtered by the kernel's source filter
+  });
+});

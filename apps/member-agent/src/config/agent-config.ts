@@ -59,6 +59,8 @@ const group = z.object({
   /** The group's address and data port, needed before registration for on-demand GSPD entries. */
   address: ipAddress.optional(),
   dataPort: port.optional(),
+  /** SSM (RFC 4607): receive the group's traffic only from this speaker address. */
+  source: ipAddress.optional(),
 });
 
 export const agentConfigSchema = z

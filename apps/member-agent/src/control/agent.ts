@@ -193,7 +193,8 @@ export class MemberAgent {
       const dst = e.selector.destination;
       if (dst && !this.joined.has(dst)) {
         this.joined.add(dst);
-        this.network.join({ group: dst, interface: this.options.config.datapath.multicastInterface }).catch((err: Error) => {
+        const source = this.options.config.groups.find((g) => g.address === dst)?.source;
+        this.network.join({ group: dst, interface: this.options.config.datapath.multicastInterface, ...(source !== undefined ? { source } : {}) }).catch((err: Error) => {
           this.joined.delete(dst);
           this.options.log.error('cannot join group address', { group, address: dst, error: err.message });
         });
