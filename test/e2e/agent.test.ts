@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgentConfig, type AgentConfigInput } from '../../apps/member-agent/src/config/agent-config.js';
 import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
 import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
-import { StatusServer, agentStatus } from '../../apps/member-agent/src/status/agent-status.js';
+import { StatusServer, agentStatus, formatStatus } from '../../apps/member-agent/src/status/agent-status.js';
 import { TestGcks } from '../support/agent-gcks.js';
 
 /**
@@ -15,15 +15,25 @@ import { TestGcks } from '../support/agent-gcks.js';
  */
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const base = 30_000 + (process.pid % 5_000) * 4;
-const ESP_PORT = base;
-const REKEY_PORT = base + 1;
-const DATA_PORT = ESP_PORT; // ESP in UDP to the group on the same port as the inner data port
+// Ports are taken free at the start of each suite (beforeAll): ESP in UDP to the group uses the
+// same number as the inner data port; the rekey port is another.
+let ESP_PORT = 0;
+let REKEY_PORT = 0;
+let DATA_PORT = 0;
 const GROUP = `239.71.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 const REKEY_GROUP = `239.72.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 const PSK = 'correct horse battery staple';
 const ATD = 1;
 const DTD = 1;
+
+/** A UDP port nobody holds right now (bound to 0, then released). */
+async function freePort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
 
 async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
@@ -71,8 +81,9 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
   }
 
   beforeAll(async () => {
+    ESP_PORT = DATA_PORT = await freePort();
+    REKEY_PORT = await freePort();
     gcks = await TestGcks.start({ group: 'demo', groupAddress: GROUP, dataPort: DATA_PORT, rekeyAddress: REKEY_GROUP, rekeyPort: REKEY_PORT, atd: ATD, dtd: DTD, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
-    let appPort = base + 2;
     for (const [key, id] of Object.entries(names)) {
       const input: AgentConfigInput = {
         identity: { kind: 'psk', id, secret: PSK },
@@ -80,7 +91,7 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
         gcks: [
           { address: '127.0.0.1', port: gcks.port, id: 'gcks.test' },
         ],
-        groups: [{ name: 'demo', role: key === 's' ? 'speaker' : 'receiver', applicationPort: appPort++, address: GROUP, dataPort: DATA_PORT }],
+        groups: [{ name: 'demo', role: key === 's' ? 'speaker' : 'receiver', applicationPort: await freePort(), address: GROUP, dataPort: DATA_PORT }],
         status: { port: 0 },
         ikeTimeoutMs: 300,
         ikeTries: 2,
@@ -113,6 +124,11 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
       const metrics = await (await fetch(`http://127.0.0.1:${status.port}/metrics`)).text();
       expect(metrics).toMatch(/groupsec_agent_group_registered\{group="demo"\} 1/);
       expect(JSON.stringify(s)).not.toMatch(/encKey|encryptionKey|gsk[EAW]|integKey/);
+      expect((await fetch(`http://127.0.0.1:${status.port}/nope`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${status.port}/status`, { method: 'POST' })).status).toBe(405);
+      const text = formatStatus(s);
+      expect(text).toMatch(/^group demo {2}role receiver {2}state registered/m);
+      expect(text).toMatch(new RegExp(`^  SA 0x${gcks.currentTekSpi.toString(16).padStart(8, '0')} leading`, 'm'));
     } finally {
       await status.close();
     }
@@ -198,7 +214,8 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
   let silent: dgram.Socket;
   const agents: MemberAgent[] = [];
   const apps: App[] = [];
-  const port0 = base + 10;
+  let port0 = 0;
+  let rekeyPort = 0;
   const group = `239.73.${process.pid % 250}.${(process.pid >> 8) % 250}`;
   const rekeyGroup = `239.74.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 
@@ -222,7 +239,9 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
   }
 
   beforeAll(async () => {
-    gcks = await TestGcks.start({ group: 'od', groupAddress: group, dataPort: port0, rekeyAddress: rekeyGroup, rekeyPort: port0 + 1, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    port0 = await freePort();
+    rekeyPort = await freePort();
+    gcks = await TestGcks.start({ group: 'od', groupAddress: group, dataPort: port0, rekeyAddress: rekeyGroup, rekeyPort, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
     silent = dgram.createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
   });
@@ -235,7 +254,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
 
   it('fails over to the next GCKS when the first does not answer', async () => {
     const dead = { address: '127.0.0.1', port: (silent.address() as { port: number }).port };
-    const { s } = await agent('rx1.rx.test', 'receiver', port0 + 2, [dead, { address: '127.0.0.1', port: gcks.port }], 'at-start');
+    const { s } = await agent('rx1.rx.test', 'receiver', await freePort(), [dead, { address: '127.0.0.1', port: gcks.port }], 'at-start');
     await waitFor('registration after failover', () => s.state === 'registered');
     expect(s.counters.failovers).toBe(1);
     expect(s.gcks).toEqual({ address: '127.0.0.1', port: gcks.port });
@@ -244,7 +263,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
 
   it('on-demand: nothing before the first protected packet; that packet triggers registration and is sent once the SA is there', async () => {
     const before = gcks.registrations;
-    const { a, app, s } = await agent('od.speakers.test', 'speaker', port0 + 3, [{ address: '127.0.0.1', port: gcks.port }], 'on-demand');
+    const { a, app, s } = await agent('od.speakers.test', 'speaker', await freePort(), [{ address: '127.0.0.1', port: gcks.port }], 'on-demand');
     const rx = apps[0]!;
     rx.subscribe();
     await sleep(300);
@@ -267,8 +286,8 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     const fake = Buffer.alloc(80, 0x41);
     fake[17] = 0x20; // version 2
     fake[18] = 41; // GSA_REKEY
-    junk.send(fake, port0 + 1, rekeyGroup);
-    junk.send(Buffer.from([1, 2, 3]), port0 + 1, rekeyGroup);
+    junk.send(fake, rekeyPort, rekeyGroup);
+    junk.send(Buffer.from([1, 2, 3]), rekeyPort, rekeyGroup);
     await waitFor('refusals', () => s.counters.rekeysRefused >= 2);
     await new Promise<void>((r) => junk.close(() => r()));
     expect([...s.refusals.keys()].every((k) => k.startsWith('rekey:'))).toBe(true);
@@ -298,7 +317,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
         identity: { kind: 'psk', id: 'kek.rx.test', secret: PSK },
         trustAnchor: 'unused.pem',
         gcks: [{ address: '127.0.0.1', port: gcks.port }],
-        groups: [{ name: 'od', role: 'receiver', applicationPort: port0 + 4, address: group, dataPort: port0 }],
+        groups: [{ name: 'od', role: 'receiver', applicationPort: await freePort(), address: group, dataPort: port0 }],
         kekRenewBeforeSeconds: 3599, // the test GCKS's KEK lives 3600 s: renew after about 1 s
       },
       '/',
@@ -315,7 +334,7 @@ describe('member agent: an SSM group (RFC 4607) on loopback', () => {
   let gcks: TestGcks;
   const agents: MemberAgent[] = [];
   const apps: App[] = [];
-  const port0 = base + 20;
+  let port0 = 0;
   const group = `232.75.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 
   async function agent(id: string, role: 'speaker' | 'receiver', appPort: number, source?: string) {
@@ -336,7 +355,8 @@ describe('member agent: an SSM group (RFC 4607) on loopback', () => {
   }
 
   beforeAll(async () => {
-    gcks = await TestGcks.start({ group: 'ssm', groupAddress: group, dataPort: port0, rekeyAddress: `239.76.${process.pid % 250}.1`, rekeyPort: port0 + 1, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    port0 = await freePort();
+    gcks = await TestGcks.start({ group: 'ssm', groupAddress: group, dataPort: port0, rekeyAddress: `239.76.${process.pid % 250}.1`, rekeyPort: await freePort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));
@@ -345,8 +365,8 @@ describe('member agent: an SSM group (RFC 4607) on loopback', () => {
   });
 
   it('the receiver joins (S,G) for the speaker only: the speaker reaches it, another source does not', async () => {
-    const speaker = await agent('ssm.speakers.test', 'speaker', port0 + 2);
-    const rx = await agent('ssm.rx.test', 'receiver', port0 + 3, '127.0.0.1');
+    const speaker = await agent('ssm.speakers.test', 'speaker', await freePort());
+    const rx = await agent('ssm.rx.test', 'receiver', await freePort(), '127.0.0.1');
     await waitFor('registration', () => agents.every((a) => a.sessions.get('ssm')!.state === 'registered'));
     rx.app.subscribe();
     await sleep(200);

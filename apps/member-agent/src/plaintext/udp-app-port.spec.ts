@@ -4,7 +4,14 @@ import { IPPROTO_UDP, IpPacketInfo, formatIpAddress, internetChecksum, parseIpPa
 import { MAX_SUBSCRIBERS, UdpAppPort } from './udp-app-port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const port0 = 40_000 + (process.pid % 5_000) * 3;
+/** A UDP port nobody holds right now (bound to 0, then released). */
+async function freePort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
 
 async function client(): Promise<{ s: dgram.Socket; got: Buffer[] }> {
   const s = dgram.createSocket('udp4');
@@ -21,6 +28,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('wraps an application datagram into a valid inner IPv4/UDP packet to the group', async () => {
+    const port0 = await freePort();
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.5', dataPort: 5000, applicationPort: port0 }] });
     open.push(sut);
     const packets: Uint8Array[] = [];
@@ -43,6 +51,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('delivers verified packets for the group to each subscriber as the bare payload; other packets are counted', async () => {
+    const port0 = (await freePort()) - 1;
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.6', dataPort: 5000, applicationPort: port0 + 1 }] });
     open.push(sut);
     const a = await client();
@@ -69,6 +78,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('keeps at most MAX_SUBSCRIBERS per group, the oldest giving way', async () => {
+    const port0 = (await freePort()) - 2;
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.7', dataPort: 5000, applicationPort: port0 + 2 }] });
     open.push(sut);
     const clients = await Promise.all(Array.from({ length: MAX_SUBSCRIBERS + 2 }, () => client()));
@@ -80,6 +90,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('refuses a port already in use (typed socket error, nothing left open)', async () => {
+    const port0 = (await freePort()) - 2;
     const blocker = dgram.createSocket('udp4');
     await new Promise<void>((r) => blocker.bind(port0 + 2, '127.0.0.1', () => r()));
     open.push({ close: () => new Promise<void>((r) => blocker.close(() => r())) });
