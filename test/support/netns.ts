@@ -9,8 +9,28 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-/** Why namespace tests cannot run here, or undefined when they can. */
+/**
+ * Why namespace tests cannot run here, or undefined when they can. In CI as root (where `.ci/run`
+ * installed every tool) a reason is a broken environment, not a skip: it throws instead.
+ */
 export function netnsSkipReason(): string | undefined {
+  const reason = netnsSkipReasonUnchecked();
+  failInCiAsRoot(reason);
+  return reason;
+}
+
+/**
+ * Throws when a test would skip for `reason` in CI as root: CI installs every tool the tests need,
+ * so a missing one there means the tests would silently check nothing.
+ */
+export function failInCiAsRoot(reason: string | undefined): void {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (reason && root && process.env.CI && process.env.GROUPSEC_SKIP_NETNS !== '1') {
+    throw new Error(`CI runs as root and must not skip: ${reason}`);
+  }
+}
+
+function netnsSkipReasonUnchecked(): string | undefined {
   if (process.env.GROUPSEC_SKIP_NETNS === '1') return 'GROUPSEC_SKIP_NETNS=1';
   if (process.platform !== 'linux') return `network-namespace tests need Linux (this is ${process.platform})`;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'network-namespace tests need root';

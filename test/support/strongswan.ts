@@ -8,12 +8,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { NetnsLab, RunResult } from './netns.js';
+import { failInCiAsRoot, type NetnsLab, type RunResult } from './netns.js';
 
 export const CHARON = '/usr/lib/ipsec/charon';
 
-/** Why the strongSwan interop cannot run here, or undefined. */
+/** Why the strongSwan interop cannot run here, or undefined (in CI as root a reason throws). */
 export function strongswanSkipReason(): string | undefined {
+  const reason = strongswanSkipReasonUnchecked();
+  failInCiAsRoot(reason);
+  return reason;
+}
+
+function strongswanSkipReasonUnchecked(): string | undefined {
   if (process.platform !== 'linux') return `needs Linux (this is ${process.platform})`;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces)';
   if (!existsSync(CHARON)) return `needs strongSwan's charon at ${CHARON} (Debian strongswan-charon)`;
