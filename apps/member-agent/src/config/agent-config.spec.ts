@@ -44,8 +44,8 @@ describe('member agent configuration', () => {
       failMode: 'sometimes',
     });
     const paths = got.map((i) => i.path);
-    for (const p of ['identity.id', 'identity.secret', 'gcks.0.address', 'gcks.0.port', 'failMode']) expect(paths, p).toContain(p);
-    // Cross-field rules run only on an otherwise valid shape (zod), so check them separately.
+    // Shape errors and the rules between fields, together.
+    for (const p of ['identity.id', 'identity.secret', 'gcks.0.address', 'gcks.0.port', 'failMode', 'groups.1.name', 'groups.1.applicationPort', 'groups.1']) expect(paths, p).toContain(p);
     const cross = issues({
       ...valid,
       groups: [

@@ -99,28 +99,44 @@ export const agentConfigSchema = z
     ikeTimeoutMs: z.number().int().min(50).max(60000).default(1000),
     ikeTries: z.number().int().min(1).max(10).default(3),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  })
-  .superRefine((c, ctx) => {
-    const names = new Set<string>();
-    c.groups.forEach((g, i) => {
-      if (names.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `duplicate group ${g.name}` });
-      names.add(g.name);
-      if (c.datapath.mode === 'tun' && g.address === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['groups', i, 'address'], message: 'required in tun mode (routed into the TUN device)' });
+  });
+
+type Issue = { path: string; message: string };
+
+/**
+ * Rules between fields, checked on the raw value so that they are reported together with the
+ * shape errors (zod runs refinements only on an otherwise valid object).
+ */
+function crossFieldIssues(value: unknown): Issue[] {
+  const out: Issue[] = [];
+  if (typeof value !== 'object' || value === null) return out;
+  const v = value as Record<string, unknown>;
+  const datapath = (typeof v['datapath'] === 'object' && v['datapath'] !== null ? v['datapath'] : {}) as Record<string, unknown>;
+  const mode = datapath['mode'] ?? 'socket';
+  const groups = Array.isArray(v['groups']) ? (v['groups'] as unknown[]) : [];
+  const names = new Set<unknown>();
+  groups.forEach((raw, i) => {
+    if (typeof raw !== 'object' || raw === null) return;
+    const g = raw as Record<string, unknown>;
+    if (g['name'] !== undefined && names.has(g['name'])) out.push({ path: `groups.${i}.name`, message: `duplicate group ${String(g['name'])}` });
+    names.add(g['name']);
+    if (mode === 'tun' && g['address'] === undefined) out.push({ path: `groups.${i}.address`, message: 'required in tun mode (routed into the TUN device)' });
+    if (mode === 'socket') {
+      for (const key of ['applicationPort', 'address', 'dataPort']) {
+        if (g[key] === undefined) out.push({ path: `groups.${i}.${key}`, message: 'required in socket mode' });
       }
-      if (c.datapath.mode === 'socket') {
-        for (const key of ['applicationPort', 'address', 'dataPort'] as const) {
-          if (g[key] === undefined) ctx.addIssue({ code: 'custom', path: ['groups', i, key], message: 'required in socket mode' });
-        }
-      }
-      if (g.registration === 'on-demand' && (g.address === undefined || g.dataPort === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['groups', i], message: 'on-demand registration needs address and dataPort' });
-      }
-    });
-    if (c.identity.kind === 'psk' && (c.identity.secret === undefined) === (c.identity.secretFile === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'give exactly one of secret and secretFile' });
+    }
+    if (g['registration'] === 'on-demand' && (g['address'] === undefined || g['dataPort'] === undefined)) {
+      out.push({ path: `groups.${i}`, message: 'on-demand registration needs address and dataPort' });
     }
   });
+  const id = v['identity'];
+  if (typeof id === 'object' && id !== null && (id as Record<string, unknown>)['kind'] === 'psk') {
+    const p = id as Record<string, unknown>;
+    if ((p['secret'] === undefined) === (p['secretFile'] === undefined)) out.push({ path: 'identity', message: 'give exactly one of secret and secretFile' });
+  }
+  return out;
+}
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -130,9 +146,8 @@ export type GcksEndpoint = AgentConfig['gcks'][number];
 /** Validates a parsed JSON value; relative file paths are resolved against `baseDir`. */
 export function parseAgentConfig(value: unknown, baseDir: string): AgentConfig {
   const r = agentConfigSchema.safeParse(value);
-  if (!r.success) {
-    throw new ConfigError(r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
-  }
+  const issues = [...(r.success ? [] : r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }))), ...crossFieldIssues(value)];
+  if (!r.success || issues.length > 0) throw new ConfigError(issues);
   const c = r.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const id = c.identity;
