@@ -311,6 +311,28 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     expect(s.sas.has(gcks.currentTekSpi)).toBe(true);
   });
 
+  it('A.3 any-to-any: two speakers share one SA (distinct Sender-IDs in the IV, no anti-replay) and a receiver gets both streams', async () => {
+    const second = await agent('od2.speakers.test', 'speaker', await freePort(), [{ address: '127.0.0.1', port: gcks.port }], 'at-start');
+    await waitFor('second speaker', () => second.s.state === 'registered');
+    const first = agents[1]!;
+    // One shared SA: both speakers hold the group's current TEK (any source, window 0).
+    expect(second.s.sas.has(gcks.currentTekSpi)).toBe(true);
+    expect(first.sessions.get('od')!.sas.has(gcks.currentTekSpi)).toBe(true);
+    const rx = apps[0]!;
+    const before = rx.got.length;
+    for (let i = 0; i < 100; i++) {
+      apps[1]!.send(200_000 + i);
+      second.app.send(300_000 + i);
+      if (i % 20 === 19) await sleep(5);
+    }
+    await waitFor('both streams', () => rx.got.length >= before + 200);
+    await sleep(100);
+    const got = rx.got.slice(before);
+    expect(got.filter((n) => n >= 300_000)).toEqual([...Array(100).keys()].map((i) => 300_000 + i));
+    expect(got.filter((n) => n < 300_000)).toEqual([...Array(100).keys()].map((i) => 200_000 + i));
+    expect(agents[0]!.datapath.stats().drops.replay).toBe(0);
+  });
+
   it('re-registers before its KEK expires (kekRenewBeforeSeconds)', async () => {
     const config = parseAgentConfig(
       {
