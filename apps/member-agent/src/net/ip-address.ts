@@ -3,6 +3,7 @@
  * text, libc takes `struct sockaddr_in` / `sockaddr_in6`). Bad text gets a typed error.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpAddress, parseIpAddress } from '@app/codec';
 import { LINUX } from './libc.js';
 
 export class AddressError extends Error {
@@ -24,65 +25,16 @@ function stripZone(address: string): string {
   return i < 0 ? address : address.slice(0, i);
 }
 
-/** The 4 or 16 bytes of a literal address (zone ignored). */
+/** The 4 or 16 bytes of a literal address (zone ignored); the codec's parser does the work. */
 export function addressBytes(address: string): Buffer {
-  if (isIPv4(address)) return Buffer.from(address.split('.').map((p) => Number(p)));
-  const text = stripZone(address);
-  if (!isIPv6(text)) throw new AddressError(address);
-  const out = Buffer.alloc(16);
-  let head = text;
-  let tail = '';
-  const gap = text.indexOf('::');
-  if (gap >= 0) {
-    head = text.slice(0, gap);
-    tail = text.slice(gap + 2);
-  }
-  const words = (part: string): number[] => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    const result: number[] = [];
-    for (const g of groups) {
-      if (g.includes('.')) {
-        const v4 = g.split('.').map((p) => Number(p));
-        result.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        result.push(parseInt(g, 16));
-      }
-    }
-    return result;
-  };
-  const h = words(head);
-  const t = words(tail);
-  h.forEach((w, i) => out.writeUInt16BE(w, i * 2));
-  t.forEach((w, i) => out.writeUInt16BE(w, 16 - (t.length - i) * 2));
-  return out;
+  addressFamily(address);
+  return Buffer.from(parseIpAddress(address));
 }
 
-/** Canonical text for 4 or 16 address bytes (RFC 5952 for IPv6). */
+/** Canonical text for 4 or 16 address bytes (RFC 5952 for IPv6), as the codec formats it. */
 export function addressText(bytes: Uint8Array): string {
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  if (bytes.length !== 16) throw new AddressError(`<${bytes.length} bytes>`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // Longest run of zero words (length >= 2), first one on ties.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new AddressError(`<${bytes.length} bytes>`);
+  return formatIpAddress(bytes);
 }
 
 /** Whether a literal address is multicast (224.0.0.0/4 or ff00::/8). */
