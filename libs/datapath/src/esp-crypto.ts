@@ -11,6 +11,7 @@ import {
   HMAC_SHA256_KEY_LENGTH,
 } from '@app/codec';
 import { DatapathConfigError } from './errors.js';
+import { put32 } from './wire.js';
 import type { EspTransform } from './types.js';
 
 /**
@@ -36,13 +37,6 @@ export interface EspCipher {
    * that the ciphertext length is positive and a multiple of `blockLength`.
    */
   open(buf: Uint8Array, hdr: number, end: number, esnHigh: number): Buffer | undefined;
-}
-
-function put32(out: Uint8Array, o: number, v: number): void {
-  out[o] = (v >>> 24) & 0xff;
-  out[o + 1] = (v >>> 16) & 0xff;
-  out[o + 2] = (v >>> 8) & 0xff;
-  out[o + 3] = v & 0xff;
 }
 
 const GCM_OPTIONS = { authTagLength: GCM_ICV_LENGTH } as const;

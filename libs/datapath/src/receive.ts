@@ -26,7 +26,6 @@ import {
   decodeEspTrailer,
   ESP_HEADER_LENGTH,
   formatIpAddress,
-  internetChecksum,
   IP_DEFAULT_TTL,
   IPPROTO_ESP,
   IPPROTO_IPV4,
@@ -35,6 +34,7 @@ import {
   IPPROTO_UDP,
   IPV4_MIN_HEADER_LENGTH,
   IPV6_HEADER_LENGTH,
+  ipAddressEquals,
   IpPacketInfo,
   isCodecError,
   NON_ESP_MARKER_LENGTH,
@@ -48,6 +48,7 @@ import type { InboundDatagram } from './bind.js';
 import type { DatapathContext } from './context.js';
 import { inferEsn } from './replay-window.js';
 import type { SaEntry } from './sa-table.js';
+import { copyIpHeader } from './wire.js';
 
 /** ESN inference without an anti-replay window: accept up to half the space behind the top. */
 const ESN_UNWINDOWED = 0x8000_0000;
@@ -239,8 +240,8 @@ export class ReceivePipeline {
       }
       // RFC 5374 §5.2: each preserved outer address must equal the inner one.
       if (addrLen === inner.addressLength) {
-        const badSrc = sa.preserveSrc && !same(addrBuf, srcOff, packet, inner.srcOffset, addrLen);
-        const badDst = sa.preserveDst && !same(addrBuf, dstOff, packet, inner.dstOffset, addrLen);
+        const badSrc = sa.preserveSrc && !ipAddressEquals(addrBuf, srcOff, packet, inner.srcOffset, addrLen);
+        const badDst = sa.preserveDst && !ipAddressEquals(addrBuf, dstOff, packet, inner.dstOffset, addrLen);
         if (badSrc || badDst) {
           ctx.drop('preservationMismatch');
           ctx.emitAudit(
@@ -404,22 +405,8 @@ export class ReceivePipeline {
       const total = hdrLength + payloadLength;
       if (o.version === 4 ? total > 0xffff : total - IPV6_HEADER_LENGTH > 0xffff) return undefined;
       const out = this.ctx.allocOut(total);
-      out.set(data.subarray(o.start, o.upperOffset), 0);
+      copyIpHeader(out, data, o, nextHeader, total);
       out.set(pt.subarray(0, payloadLength), hdrLength);
-      out[o.protocolFieldOffset - o.start] = nextHeader;
-      if (o.version === 4) {
-        out[2] = total >> 8;
-        out[3] = total & 0xff;
-        out[10] = 0;
-        out[11] = 0;
-        const sum = internetChecksum(out, 0, hdrLength);
-        out[10] = sum >> 8;
-        out[11] = sum & 0xff;
-      } else {
-        const pl = total - IPV6_HEADER_LENGTH;
-        out[4] = pl >> 8;
-        out[5] = pl & 0xff;
-      }
       return out;
     }
     const hdrLength = addrLen === 4 ? IPV4_MIN_HEADER_LENGTH : IPV6_HEADER_LENGTH;
@@ -434,9 +421,4 @@ export class ReceivePipeline {
     out.set(pt.subarray(0, payloadLength), hdrLength);
     return out;
   }
-}
-
-function same(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
-  return true;
 }

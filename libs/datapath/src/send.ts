@@ -47,18 +47,12 @@ import type { NetworkFraming } from './bind.js';
 import type { DatapathContext } from './context.js';
 import type { CompiledEntry } from './gspd.js';
 import type { SaEntry } from './sa-table.js';
+import { copyIpHeader, put32 } from './wire.js';
 
 /** What happened to one outbound packet. */
 export type SendOutcome = 'sent' | 'bypassed' | 'sentClear' | 'dropped' | 'held';
 
 const TWO32 = 0x1_0000_0000;
-
-function put32(out: Uint8Array, o: number, v: number): void {
-  out[o] = (v >>> 24) & 0xff;
-  out[o + 1] = (v >>> 16) & 0xff;
-  out[o + 2] = (v >>> 8) & 0xff;
-  out[o + 3] = v & 0xff;
-}
 
 function bytesAt(a: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
   if (a.length !== len) return false;
@@ -278,21 +272,7 @@ export class SendPipeline {
         }
       } else {
         // Transport: the packet's own header, with the protocol field and lengths rewritten.
-        out.set(packet.subarray(p.start, p.upperOffset), 0);
-        out[p.protocolFieldOffset - p.start] = proto;
-        if (outerFamily === 4) {
-          out[2] = total >> 8;
-          out[3] = total & 0xff;
-          out[10] = 0;
-          out[11] = 0;
-          const sum = internetChecksum(out, 0, ipLength);
-          out[10] = sum >> 8;
-          out[11] = sum & 0xff;
-        } else {
-          const pl = total - IPV6_HEADER_LENGTH;
-          out[4] = pl >> 8;
-          out[5] = pl & 0xff;
-        }
+        copyIpHeader(out, packet, p, proto, total);
       }
       if (sa.udp) {
         const ulen = udpLength + espLength;
