@@ -10,18 +10,9 @@ import {
   udpHeader,
   writeEspTrailer,
 } from '@app/codec';
+import { codeOf, roundTrip } from './testing/round-trip.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e.code;
-    throw e;
-  }
-  return 'OK';
-}
-
 describe('ESP header and packet (RFC 4303 §2)', () => {
   it('round-trips the header at an offset and refuses reserved SPIs', () => {
     const b = espHeader.encode({ spi: 0xdeadbeef, sequence: 7 }, new Uint8Array(12), 4);
@@ -36,10 +27,7 @@ describe('ESP header and packet (RFC 4303 §2)', () => {
   it('frames a GCM packet: header, 8-byte IV, aligned ciphertext, 16-byte ICV', () => {
     const codec = espPacketCodec(8, 16);
     const v = { spi: 0x1000, sequence: 1, iv: new Uint8Array(8).fill(1), ciphertext: new Uint8Array(12).fill(2), icv: new Uint8Array(16).fill(3) };
-    const bytes = codec.encode(v);
-    expect(bytes.length).toBe(codec.encodingLength(v));
-    const back = codec.decode(bytes);
-    expect(Buffer.from(codec.encode(back))).toEqual(Buffer.from(bytes));
+    const { bytes } = roundTrip(codec, v);
     // ESP is not self-delimiting: a prefix either fails with a CodecError or frames a shorter,
     // different packet (whose ICV then fails in the datapath), never more than its frame.
     for (let n = 0; n < bytes.length; n++) {
@@ -94,9 +82,9 @@ describe('UDP encapsulation (RFC 3948)', () => {
 
   it('round-trips the UDP header and refuses inconsistent lengths', () => {
     const h = { sourcePort: 4500, destinationPort: 4500, length: 20, checksum: 0 };
+    roundTrip(udpHeader, h, { tail: 12 });
     const b = new Uint8Array(25);
     udpHeader.encode(h, b, 5);
-    expect(udpHeader.decode(b, 5)).toEqual(h);
     expect(codeOf(() => udpHeader.decode(b, 5, 20))).toBe('TRUNCATED');
     const bad = Uint8Array.from(b);
     bad[10] = 0;

@@ -35,6 +35,7 @@ import {
   type PayloadBodyCodec,
   type WrappedKey,
 } from '@app/codec';
+import { codeOf, roundTrip } from './testing/round-trip.js';
 
 const v4 = (a: number, b: number, c: number, d: number) => Uint8Array.from([a, b, c, d]);
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
@@ -83,32 +84,6 @@ const kd: KdPayload = {
   ],
 };
 
-function roundTrip<T>(codec: PayloadBodyCodec<T>, v: T): Uint8Array {
-  const len = codec.encodingLength(v);
-  const enc = codec.encode(v);
-  expect(enc.length).toBe(len);
-  const dec = codec.decode(enc);
-  expect(dec).toEqual(v);
-  expect(Buffer.from(codec.encode(dec))).toEqual(Buffer.from(enc));
-  const big = new Uint8Array(len + 13).fill(0xee);
-  codec.encode(v, big, 7);
-  expect(Buffer.from(big.subarray(7, 7 + len))).toEqual(Buffer.from(enc));
-  expect(big[6]).toBe(0xee);
-  expect(big[7 + len]).toBe(0xee);
-  expect(codec.decode(big, 7, 7 + len)).toEqual(v);
-  return enc;
-}
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e.code;
-    throw e;
-  }
-  return 'OK';
-}
-
 /** Offsets where a top-level substructure of a GSA/KD body starts (Length at +2). */
 function boundaries(enc: Uint8Array): Set<number> {
   const out = new Set<number>([0]);
@@ -139,7 +114,7 @@ describe('IDg body (RFC 9838 §4.2)', () => {
 
 describe('GSA body (RFC 9838 §4.4)', () => {
   it('round-trips KEK, TEK and GW policies with transforms and attributes', () => {
-    const enc = roundTrip(gsaPayload, gsa);
+    const enc = roundTrip(gsaPayload, gsa).bytes;
     const dec = gsaPayload.decode(enc);
     const [k, t, g] = dec.policies;
     expect(parseGsaTransforms(k as GsaSaPolicy)).toEqual({
@@ -220,7 +195,7 @@ describe('GSA body (RFC 9838 §4.4)', () => {
 
 describe('KD body (RFC 9838 §4.5)', () => {
   it('round-trips group and member key bags', () => {
-    const enc = roundTrip(kdPayload, kd);
+    const enc = roundTrip(kdPayload, kd).bytes;
     const dec = kdPayload.decode(enc);
     expect(parseGroupKeyBag(dec.keyBags[0] as never).saKeys).toEqual([wrapped(0, 0, 72)]);
     expect(parseMemberKeyBag(dec.keyBags[2] as never)).toEqual({ wrapKeys: [wrapped(5, 0), wrapped(2, 5)], authKey: bytes(91, 0x30), senderIds: [3, 4] });

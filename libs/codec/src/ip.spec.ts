@@ -15,34 +15,9 @@ import {
   type Ipv4Header,
   type Ipv6Header,
 } from '@app/codec';
+import { codeOf, roundTrip } from './testing/round-trip.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e.code;
-    throw e;
-  }
-  return 'OK';
-}
-
-/** STYLE.md round trip: length = bytes written, decode(encode(v)) = v, re-encode identical, offsets work. */
-function roundTrip<T>(codec: { encodingLength(v: T): number; encode(v: T, b?: Uint8Array, o?: number): Uint8Array; decode(b: Uint8Array, o?: number): T }, v: T, tail: number) {
-  const n = codec.encodingLength(v);
-  const bytes = codec.encode(v);
-  expect(bytes.length).toBe(n);
-  const padded = new Uint8Array(n + tail);
-  padded.set(bytes);
-  const back = codec.decode(padded);
-  expect(Buffer.from(codec.encode(back))).toEqual(Buffer.from(bytes));
-  const big = new Uint8Array(7 + n + tail);
-  codec.encode(v, big, 7);
-  expect(Buffer.from(big.subarray(7, 7 + n))).toEqual(Buffer.from(bytes));
-  expect(Buffer.from(codec.encode(codec.decode(big, 7)))).toEqual(Buffer.from(bytes));
-  return back;
-}
 
 describe('addresses', () => {
   it('parses and formats IPv4 and IPv6 (RFC 5952 canonical form)', () => {
@@ -110,7 +85,7 @@ const v4: Ipv4Header = {
 
 describe('IPv4 header', () => {
   it('round-trips and verifies its checksum', () => {
-    const back = roundTrip(ipv4Header, v4, 24);
+    const back = roundTrip(ipv4Header, v4, { tail: 24 }).decoded;
     expect(back.tos).toBe(0xb8);
     expect(formatIpAddress(back.destination)).toBe('239.1.1.1');
     expect(Array.from(back.options)).toEqual([0x94, 4, 0, 0]);
@@ -157,7 +132,7 @@ const v6: Ipv6Header = {
 
 describe('IPv6 header', () => {
   it('round-trips', () => {
-    const back = roundTrip(ipv6Header, v6, 8);
+    const back = roundTrip(ipv6Header, v6, { tail: 8 }).decoded;
     expect(back.flowLabel).toBe(0xabcde);
     expect(back.trafficClass).toBe(0xa5);
     expect(formatIpAddress(back.destination)).toBe('ff3e::1');
