@@ -9,50 +9,11 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Datapath, MemoryNetworkBind, MemoryPlaintextPort, type SaConfig } from '@app/datapath';
+import { saForScapyCase, type ScapyCase } from '../support/esp-scapy-case.js';
 import { toolAvailable } from './esp-tools.js';
 
 const SCRIPT = fileURLToPath(new URL('./esp-scapy.py', import.meta.url));
 const VECTORS = fileURLToPath(new URL('../vectors/esp/scapy-vectors.json', import.meta.url));
-
-interface ScapyCase {
-  spi: number;
-  mode: 'tunnel' | 'transport';
-  preservation: 'none' | 'both';
-  family: 4 | 6;
-  transform: 'gcm' | 'cbc';
-  keyBits: 128 | 256;
-  encKey: string;
-  intKey: string;
-  innerSrc: string;
-  innerDst: string;
-  outerSrc: string;
-  outerDst: string;
-  udp: boolean;
-  seq: number;
-  iv: string;
-  payload: string;
-  sport: number;
-  dport: number;
-  /** ESN high half (RFC 4303 §2.2.1); absent = 32-bit sequence numbers. */
-  esn?: number;
-}
-
-/** The SA our side installs for a scapy case (same keys; the description saved with vectors). */
-export function saFor(c: ScapyCase): SaConfig {
-  return {
-    spi: c.spi,
-    policyId: 'p',
-    destination: c.innerDst,
-    mode: c.mode,
-    addressPreservation: c.preservation,
-    transform: { kind: c.transform === 'gcm' ? 'aes-gcm-16' : 'aes-cbc-hmac-sha256', keyBits: c.keyBits },
-    encryptionKey: Buffer.from(c.encKey, 'hex'),
-    integrityKey: c.transform === 'cbc' ? Buffer.from(c.intKey, 'hex') : undefined,
-    replayWindow: 64,
-    udpEncapsulation: c.udp ? {} : false,
-    extendedSequenceNumbers: c.esn !== undefined,
-  };
-}
 
 function cases(): ScapyCase[] {
   const out: ScapyCase[] = [];
@@ -122,7 +83,7 @@ describe('ESP interop with scapy', () => {
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i]!;
       const name = `IPv${c.family} ${c.mode}${c.mode === 'tunnel' ? `/${c.preservation}` : ''} ${c.transform}-${c.keyBits}${c.udp ? ' in UDP' : ''}`;
-      const { sut, port } = receiver(saFor(c));
+      const { sut, port } = receiver(saForScapyCase(c));
       const outcome = sut.receive({
         framing: 'raw-ip',
         data: Buffer.from(built[i]!.packet, 'hex'),
@@ -161,7 +122,7 @@ describe('ESP interop with scapy', () => {
       const built = JSON.parse(
         execFileSync('/usr/bin/python3', [SCRIPT], { input: JSON.stringify(esnCases), encoding: 'utf8' }),
       ) as Array<{ inner: string; packet: string }>;
-      const { sut, port } = receiver(saFor(esnCases[0]!));
+      const { sut, port } = receiver(saForScapyCase(esnCases[0]!));
       const outcomes = built.map((b) =>
         sut.receive({ framing: 'raw-ip', data: Buffer.from(b.packet, 'hex'), srcAddress: base.outerSrc, dstAddress: base.outerDst, srcPort: 0, dstPort: 0 }),
       );

@@ -9,25 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { internetChecksum } from '@app/codec';
 import { Datapath, MemoryNetworkBind, MemoryPlaintextPort, type DropReason, type GspdEntry, type SaConfig } from '@app/datapath';
+import { saForScapyCase, type ScapyCase } from '../../support/esp-scapy-case.js';
 
 interface Vector {
   name: string;
-  case: {
-    spi: number;
-    mode: 'tunnel' | 'transport';
-    preservation: 'none' | 'both';
-    family: 4 | 6;
-    transform: 'gcm' | 'cbc';
-    keyBits: 128 | 256;
-    encKey: string;
-    intKey: string;
-    innerSrc: string;
-    innerDst: string;
-    outerSrc: string;
-    outerDst: string;
-    udp: boolean;
-    dport: number;
-  };
+  case: Omit<ScapyCase, 'seq' | 'iv' | 'payload' | 'sport' | 'esn'>;
   inner: string;
   packet: string;
 }
@@ -35,28 +21,11 @@ interface Vector {
 const file = fileURLToPath(new URL('./scapy-vectors.json', import.meta.url));
 const { vectors } = JSON.parse(readFileSync(file, 'utf8')) as { vectors: Vector[] };
 
-function saOf(v: Vector, extra: Partial<SaConfig> = {}): SaConfig {
-  const c = v.case;
-  return {
-    spi: c.spi,
-    policyId: 'p',
-    destination: c.innerDst,
-    mode: c.mode,
-    addressPreservation: c.preservation,
-    transform: { kind: c.transform === 'gcm' ? 'aes-gcm-16' : 'aes-cbc-hmac-sha256', keyBits: c.keyBits },
-    encryptionKey: Buffer.from(c.encKey, 'hex'),
-    integrityKey: c.transform === 'cbc' ? Buffer.from(c.intKey, 'hex') : undefined,
-    replayWindow: 64,
-    udpEncapsulation: c.udp ? {} : false,
-    ...extra,
-  };
-}
-
 function receiver(v: Vector, opts: { sa?: Partial<SaConfig>; policy?: GspdEntry[]; now?: () => number } = {}) {
   const port = new MemoryPlaintextPort();
   const sut = new Datapath({ clock: { now: opts.now ?? (() => 0) }, bind: new MemoryNetworkBind(), port });
   sut.installPolicy(opts.policy ?? [{ id: 'p', action: 'protect', groupId: 'g', selector: { destination: v.case.innerDst } }]);
-  sut.installSa(saOf(v, opts.sa));
+  sut.installSa(saForScapyCase(v.case, opts.sa));
   const feed = (data: Uint8Array) =>
     sut.receive({ framing: 'raw-ip', data, srcAddress: v.case.outerSrc, dstAddress: v.case.outerDst, srcPort: 0, dstPort: 0 });
   const onlyDrop = (): DropReason[] =>
