@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
 import { decryptWithTshark, onPath, readCapture } from '../support/netns-capture.js';
-import { PY_RAW4_REPLAY, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { PY_RAW4_REPLAY, PY_SENDER, PYTHON, startNetnsHost, startReceivers } from '../support/netns-apps.js';
 
 const reason =
   netnsSkipReason() ??
@@ -90,16 +90,9 @@ describe.skipIf(reason !== undefined)('rollover between three hosts on a bridge 
         ],
         sas: [sa(TRAILING, a.ipv4, speaker ? 'sender-only' : 'receiver-only')],
       };
-      const agent = new JsonLines(lab.spawn(h.ns, process.execPath, [HOST, JSON.stringify(config)]));
-      agents.set(h.ns, agent);
-      const first = await agent.next((l) => l.ev === 'ready' || l.ev === 'fatal');
-      if (first.ev === 'fatal') throw new Error(`host ${h.ns}: ${String(first.error)}`);
+      await startNetnsHost(lab, agents, h.ns, HOST, config);
     }
-    for (const h of hosts.slice(1)) {
-      const r = new JsonLines(lab.spawn(h.ns, PYTHON, ['-u', '-c', PY_RECEIVER, GROUP, String(APP_PORT)]));
-      receivers.set(h.ns, r);
-      await r.next((l) => l.ev === 'ready');
-    }
+    await startReceivers(lab, receivers, hosts.slice(1).map((h) => h.ns), GROUP, APP_PORT);
   });
 
   afterAll(async () => {

@@ -4,6 +4,8 @@
  * address decides. They bind the wildcard address and join with interface 0, as ordinary
  * multicast applications do, so the kernel's routes decide which interface is used.
  */
+import { JsonLines, type NetnsLab } from './netns.js';
+
 export const PYTHON = '/usr/bin/python3';
 
 /** args: group port. Prints {"ev":"ready"} then {"ev":"msg","from":addr,"data":text} per datagram. */
@@ -92,3 +94,36 @@ for h in sys.argv[2:]:
     p = bytes.fromhex(h)
     s.sendto(p, (socket.inet_ntoa(p[16:20]), 0))
 `;
+
+/**
+ * Starts test/support/netns-host (built, at `script`) in `ns` with `config`, records it in
+ * `agents` and waits for its first line: 'ready', or 'fatal', which throws.
+ */
+export async function startNetnsHost(
+  lab: NetnsLab,
+  agents: Map<string, JsonLines>,
+  ns: string,
+  script: string,
+  config: unknown,
+): Promise<JsonLines> {
+  const agent = new JsonLines(lab.spawn(ns, process.execPath, [script, JSON.stringify(config)]));
+  agents.set(ns, agent);
+  const first = await agent.next((l) => l.ev === 'ready' || l.ev === 'fatal');
+  if (first.ev === 'fatal') throw new Error(`host ${ns}: ${String(first.error)}`);
+  return agent;
+}
+
+/** Starts a PY_RECEIVER for `group`:`port` in each namespace, recorded in `receivers`, and waits until each has joined. */
+export async function startReceivers(
+  lab: NetnsLab,
+  receivers: Map<string, JsonLines>,
+  namespaces: readonly string[],
+  group: string,
+  port: number,
+): Promise<void> {
+  for (const ns of namespaces) {
+    const r = new JsonLines(lab.spawn(ns, PYTHON, ['-u', '-c', PY_RECEIVER, group, String(port)]));
+    receivers.set(ns, r);
+    await r.next((l) => l.ev === 'ready');
+  }
+}
