@@ -59,30 +59,45 @@ export const noncePayload: PayloadBodyCodec<NoncePayload> = {
   },
 };
 
+/**
+ * The body shared by IDi/IDr (§3.5) and AUTH (§3.8): a one-octet type (`key`), three reserved
+ * octets, then data that may not be empty. `names` label the errors.
+ */
+function typeOctetPayload<K extends string>(
+  key: K,
+  names: { payload: string; type: string; data: string },
+): PayloadBodyCodec<Record<K, number> & { data: Uint8Array }> {
+  return {
+    encodingLength: (v) => 4 + v.data.length,
+    encode(v, buf, offset = 0) {
+      const out = outBuffer(4 + v.data.length, buf, offset, names.payload);
+      checkUint(v[key], 0xff, names.type, offset);
+      out[offset] = v[key];
+      out.fill(0, offset + 1, offset + 4);
+      out.set(v.data, offset + 4);
+      return out;
+    },
+    decode(buf, offset = 0, end = buf.length) {
+      const c = new Cursor(buf, offset, end);
+      const type = c.u8(names.type);
+      c.skip(3, 'reserved');
+      if (c.remaining === 0) throw new CodecError('BAD_LENGTH', `empty ${names.data}`, c.offset);
+      return { [key]: type, data: c.bytes(c.remaining) } as Record<K, number> & { data: Uint8Array };
+    },
+  };
+}
+
 /** IDi / IDr payload (§3.5). `data` is the identification data for `idType`. */
 export interface IdPayload {
   idType: number;
   data: Uint8Array;
 }
 
-export const idPayload: PayloadBodyCodec<IdPayload> = {
-  encodingLength: (v) => 4 + v.data.length,
-  encode(v, buf, offset = 0) {
-    const out = outBuffer(4 + v.data.length, buf, offset, 'ID payload');
-    checkUint(v.idType, 0xff, 'ID type', offset);
-    out[offset] = v.idType;
-    out.fill(0, offset + 1, offset + 4);
-    out.set(v.data, offset + 4);
-    return out;
-  },
-  decode(buf, offset = 0, end = buf.length) {
-    const c = new Cursor(buf, offset, end);
-    const idType = c.u8('ID type');
-    c.skip(3, 'reserved');
-    if (c.remaining === 0) throw new CodecError('BAD_LENGTH', 'empty identification data', c.offset);
-    return { idType, data: c.bytes(c.remaining) };
-  },
-};
+export const idPayload: PayloadBodyCodec<IdPayload> = typeOctetPayload('idType', {
+  payload: 'ID payload',
+  type: 'ID type',
+  data: 'identification data',
+});
 
 /** CERT payload (§3.6) and CERTREQ payload (§3.7): encoding and data. */
 export interface CertPayload {
@@ -116,24 +131,11 @@ export interface AuthPayload {
   data: Uint8Array;
 }
 
-export const authPayload: PayloadBodyCodec<AuthPayload> = {
-  encodingLength: (v) => 4 + v.data.length,
-  encode(v, buf, offset = 0) {
-    const out = outBuffer(4 + v.data.length, buf, offset, 'AUTH payload');
-    checkUint(v.method, 0xff, 'auth method', offset);
-    out[offset] = v.method;
-    out.fill(0, offset + 1, offset + 4);
-    out.set(v.data, offset + 4);
-    return out;
-  },
-  decode(buf, offset = 0, end = buf.length) {
-    const c = new Cursor(buf, offset, end);
-    const method = c.u8('auth method');
-    c.skip(3, 'reserved');
-    if (c.remaining === 0) throw new CodecError('BAD_LENGTH', 'empty authentication data', c.offset);
-    return { method, data: c.bytes(c.remaining) };
-  },
-};
+export const authPayload: PayloadBodyCodec<AuthPayload> = typeOctetPayload('method', {
+  payload: 'AUTH payload',
+  type: 'auth method',
+  data: 'authentication data',
+});
 
 /** Notify payload (§3.10). `protocolId` 0 and an empty SPI for IKE SA notifications. */
 export interface NotifyPayload {
