@@ -52,12 +52,17 @@ export interface GroupJoinRequest {
 /** Everything of GroupPayloadsOptions but the carrying SA's GSK_w and the registration flag. */
 export type GroupAdmission = Omit<GroupPayloadsOptions, 'gskW' | 'registration'>;
 
+/** A group's own reason to refuse a member (REGISTRATION_FAILED, with the reason in the audit). */
+export interface GroupRefusal {
+  refused: string;
+}
+
 export interface RegistrarGroup {
   readonly name: string;
   /** PAD rules and roles (RFC 5374 §4.1.3): may this member join in this role? */
   authorize(req: GroupJoinRequest): boolean;
-  /** Joins the member and returns its policy and keys; undefined refuses with REGISTRATION_FAILED. */
-  admit(req: GroupJoinRequest): GroupAdmission | undefined;
+  /** Joins the member and returns its policy and keys; undefined or a GroupRefusal refuses with REGISTRATION_FAILED. */
+  admit(req: GroupJoinRequest): GroupAdmission | GroupRefusal | undefined;
   /** The GM left (GSA_REGISTRATION with NO_PROPOSAL_CHOSEN / REGISTRATION_FAILED, RFC 9838 §2.3.2). */
   leave?(req: Pick<GroupJoinRequest, 'group' | 'id' | 'identity'>): void;
 }
@@ -126,7 +131,7 @@ export function groupRegistrar(opts: RegistrarOptions): {
     };
     if (!group.authorize(req)) return refuse(NotifyType.AUTHORIZATION_FAILED, `not allowed as ${req.role}`, group.name);
     const admission = group.admit(req);
-    if (!admission) return refuse(NOTIFY_REGISTRATION_FAILED, 'group refused the member', group.name);
+    if (!admission || 'refused' in admission) return refuse(NOTIFY_REGISTRATION_FAILED, admission?.refused ?? 'group refused the member', group.name);
     const gskW = deriveGskW(state.suite.prf, state.keys.skd, kwaId);
     const payloads = groupPayloads({ ...admission, gskW, registration: true });
     opts.onOutcome?.({ admitted: true, exchangeType, group: group.name, identity, role: req.role });

@@ -20,6 +20,8 @@ export interface GroupRow {
   address: string;
   ipVersion: number;
   serviceModel: string;
+  /** Concurrent speakers allowed (A.2: each gets its own SAs; group.rules.ts). */
+  maxSpeakers: number;
   rekeyAddress: string | null;
   rekeyPort: number | null;
   lkhDegree: number;
@@ -152,7 +154,8 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
   const policies = db.prepare(`SELECT * FROM "policies" WHERE "groupId" = ? ORDER BY "position"`).all(group.id) as PolicyRow[];
   const pad = db.prepare(`SELECT * FROM "pad_rules" WHERE "groupId" = ? ORDER BY "createdAt", "id"`).all(group.id) as PadRow[];
   const protect = policies.filter((p) => p.action === 'protect');
-  const manySpeakers = group.serviceModel !== 'unidirectional';
+  // Only A.3 shares an SA among speakers; A.1 has one speaker and A.2 one SA per speaker.
+  const manySpeakers = group.serviceModel === 'any-to-any';
   const data = protect.map((p): DataSaTemplate => {
     const t = TRANSFORMS[p.espTransform] ?? TRANSFORMS['aes-gcm-256']!;
     const port = p.destinationPort;
