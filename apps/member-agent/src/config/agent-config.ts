@@ -77,6 +77,16 @@ export const agentConfigSchema = z
         mode: z.enum(['socket', 'tun']).default('socket'),
         /** Local unicast address (the inner and outer source of what we send). */
         localAddress: ipAddress.default('127.0.0.1'),
+        /**
+         * The host's IPv6 address on the link when `localAddress` is IPv4 and some group is IPv6
+         * (the agent then carries both families; IKE and the IPv4 groups use `localAddress`).
+         */
+        localAddress6: ipAddress.optional(),
+        /**
+         * The link's interface name (e.g. eth0): raw sockets (TUN mode) and IPv6 multicast leave
+         * and join there. Default: the interface holding the local address.
+         */
+        interface: z.string().min(1).max(15).optional(),
         /** Outgoing multicast interface: '127.0.0.1' on loopback. */
         multicastInterface: z.string().min(1).default('127.0.0.1'),
         /** Where socket-mode applications live (the agent sends them plaintext here). */
@@ -99,6 +109,17 @@ export const agentConfigSchema = z
     ikeTimeoutMs: z.number().int().min(50).max(60000).default(1000),
     ikeTries: z.number().int().min(1).max(10).default(3),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    debug: z
+      .object({
+        /**
+         * Debugging only, off by default: append every installed SA's keys to this file in
+         * Wireshark's `esp_sa` UAT format (like strongSwan's save-keys), so that tshark or
+         * Wireshark can decrypt a capture. Anyone who reads the file can decrypt the group's
+         * traffic; the agent warns in its log at start while it is set.
+         */
+        espKeyLog: z.string().min(1).optional(),
+      })
+      .prefault({}),
   });
 
 type Issue = { path: string; message: string };
@@ -130,6 +151,19 @@ function crossFieldIssues(value: unknown): Issue[] {
       out.push({ path: `groups.${i}`, message: 'on-demand registration needs address and dataPort' });
     }
   });
+  const local = datapath['localAddress'] ?? '127.0.0.1';
+  const local6 = datapath['localAddress6'];
+  if (typeof local === 'string' && typeof local6 === 'string') {
+    if (local.includes(':')) out.push({ path: 'datapath.localAddress6', message: 'only with an IPv4 localAddress' });
+    if (!local6.includes(':')) out.push({ path: 'datapath.localAddress6', message: 'must be an IPv6 address' });
+  }
+  if (typeof local === 'string') {
+    groups.forEach((raw, i) => {
+      const a = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)['address'] : undefined;
+      if (typeof a !== 'string' || !a.includes(':') || local.includes(':') || local6 !== undefined) return;
+      out.push({ path: `groups.${i}.address`, message: 'an IPv6 group needs datapath.localAddress6 (or an IPv6 localAddress)' });
+    });
+  }
   const id = v['identity'];
   if (typeof id === 'object' && id !== null && (id as Record<string, unknown>)['kind'] === 'psk') {
     const p = id as Record<string, unknown>;
@@ -155,7 +189,8 @@ export function parseAgentConfig(value: unknown, baseDir: string): AgentConfig {
     id.kind === 'certificate'
       ? { ...id, certificate: abs(id.certificate), privateKey: abs(id.privateKey) }
       : { ...id, ...(id.secretFile !== undefined ? { secretFile: abs(id.secretFile) } : {}) };
-  return { ...c, identity: identityOut, trustAnchor: abs(c.trustAnchor), ...(c.gcksCa !== undefined ? { gcksCa: abs(c.gcksCa) } : {}) };
+  const debug = c.debug.espKeyLog !== undefined ? { debug: { ...c.debug, espKeyLog: abs(c.debug.espKeyLog) } } : {};
+  return { ...c, identity: identityOut, trustAnchor: abs(c.trustAnchor), ...(c.gcksCa !== undefined ? { gcksCa: abs(c.gcksCa) } : {}), ...debug };
 }
 
 /** Reads and validates a config file. Throws ConfigError (also for unreadable or non-JSON files). */

@@ -1,15 +1,17 @@
 /**
- * The member agent: one Datapath between a network bind (ESP in UDP to the groups) and an
- * application port (socket mode: UdpAppPort), one GroupSession per configured group, an IKE
+ * The member agent: one Datapath between the network (AgentNetwork: ESP in UDP for each address
+ * family, and in TUN mode raw sockets for native ESP and fail-open plain IP) and an application
+ * port (TUN device, or socket mode's UdpAppPort), one GroupSession per configured group, an IKE
  * socket for registration, one socket per rekey address, and the status view. Wiring only; the
  * decisions live in GroupSession, the packet work in @app/datapath.
  */
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { EncrId, IdType, KeGroup, PrfId, type IdPayload } from '@app/codec';
 import { parseCertificate, type Certificate } from '@app/crypto';
-import { Datapath, type GspdEntry, type InboundDatagram } from '@app/datapath';
+import { Datapath, type DatapathApi, type GspdEntry, type InboundDatagram } from '@app/datapath';
 import { IkeDispatcher, type IkeClock, type IkeLocalAuth, type IkePeerPolicy } from '@app/gkm';
-import { TunDevice, UdpBind } from '../net/index.js';
+import { AgentNetwork, isMulticast, TunDevice, UdpBind } from '../net/index.js';
+import { EspKeyLog } from '../status/esp-key-log.js';
 import { UdpAppPort } from '../plaintext/udp-app-port.js';
 import type { AgentConfig, AgentSecrets } from '../config/agent-config.js';
 import { GroupSession, type Logger } from './group-session.js';
@@ -52,40 +54,61 @@ export class MemberAgent {
   private readonly rekeyBinds = new Map<string, UdpBind>();
   private readonly joined = new Set<string>();
   private readonly dispatcher = new IkeDispatcher();
+  /** Set only when `debug.espKeyLog` is configured. */
+  readonly keyLog: EspKeyLog | undefined;
   private tick: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(
     readonly options: AgentOptions,
     readonly espPort: number,
-    readonly network: UdpBind,
+    readonly net: AgentNetwork,
     readonly ikeBind: UdpBind,
     readonly appPort: UdpAppPort | TunDevice | undefined,
   ) {
     const clock = options.clock ?? realClock;
     this.startedAt = clock.now();
-    const c = options.config;
-    const v4 = !c.datapath.localAddress.includes(':');
-    this.datapath = new Datapath({ clock, localAddresses: v4 ? { v4: c.datapath.localAddress } : { v6: c.datapath.localAddress } });
+    const { v4, v6 } = localAddresses(options.config);
+    this.datapath = new Datapath({ clock, localAddresses: { ...(v4 !== undefined ? { v4 } : {}), ...(v6 !== undefined ? { v6 } : {}) } });
+    const path = options.config.debug.espKeyLog;
+    this.keyLog = path === undefined ? undefined : new EspKeyLog(path, (error) => options.log.error('cannot write the ESP key log', { path, error }));
+  }
+
+  /** The ESP-in-UDP bind of the local address's family (socket counters for tests and status). */
+  get network(): UdpBind {
+    return this.net.udp(this.options.config.datapath.localAddress.includes(':') ? 6 : 4)!;
   }
 
   static async start(options: AgentOptions): Promise<MemberAgent> {
     const c = options.config;
     const family = c.datapath.localAddress.includes(':') ? 6 : 4;
     const espPort = options.espPort ?? c.datapath.espPort ?? DEFAULT_ESP_PORT;
-    const network = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: espPort, localPort: 0, multicastInterface: c.datapath.multicastInterface });
+    const { v4, v6 } = localAddresses(c);
+    const tun = c.datapath.mode === 'tun';
+    const iface = c.datapath.interface !== undefined ? { interfaceName: c.datapath.interface } : {};
+    const network = await AgentNetwork.open({
+      espPort,
+      ...(v4 !== undefined ? { v4: { localAddress: v4, ...iface, ...(family === 4 ? { multicastInterface: c.datapath.multicastInterface } : {}) } } : {}),
+      ...(v6 !== undefined ? { v6: { localAddress: v6, ...iface, ...(family === 6 ? { multicastInterface: c.datapath.multicastInterface } : {}) } } : {}),
+      // TUN mode runs as root: raw sockets carry native ESP (SAs without UDP encapsulation) and
+      // fail-open's plain IP with the application's own source address.
+      raw: tun,
+      plainUdp: !tun && c.failMode === 'open',
+    });
     let ikeBind: UdpBind | undefined;
     let appPort: UdpAppPort | TunDevice | undefined;
     try {
       ikeBind = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port: 0, localPort: 0 });
-      if (c.datapath.mode === 'tun') {
+      if (tun) {
         // Linux, root: the groups' addresses are routed into the TUN device, so unmodified
         // applications multicast into the datapath and receive what it delivers (RFC 5374 §3.1).
+        // IPv6: Linux picks a multicast source only among the outgoing interface's addresses, so
+        // the host's IPv6 address goes on the TUN device too (see TunOptions.addresses).
         const routes = c.groups.flatMap((g) => (g.address === undefined ? [] : [`${g.address}/${g.address.includes(':') ? 128 : 32}`]));
         appPort = TunDevice.open({
           name: c.datapath.tunName,
           routes,
-          ...(family === 6 ? { addresses: [`${c.datapath.localAddress}/128`], disableIpv6: false } : { disableIpv6: true }),
+          ...(v6 !== undefined ? { addresses: [`${v6}/128`], disableIpv6: false } : { disableIpv6: true }),
         });
       } else {
         const groups = c.groups.flatMap((g) =>
@@ -102,9 +125,15 @@ export class MemberAgent {
     }
     const agent = new MemberAgent(options, espPort, network, ikeBind, appPort);
     agent.wire();
+    if (agent.keyLog) options.log.warn('ESP key log is on: every SA key is written to a file (debugging only)', { path: agent.keyLog.path });
     for (const s of agent.sessions.values()) {
       const g = c.groups.find((x) => x.name === s.name)!;
-      if (g.registration === 'at-start') void s.register();
+      // Fail-open: a bypassed packet raises no registration event, so such groups register at
+      // start whatever their `registration` says (and retry with backoff until they succeed).
+      if (g.registration === 'at-start' || c.failMode === 'open') void s.register();
+      // Fail-open receivers join the group on the link at once, so that its traffic sent in
+      // clear by fail-open speakers reaches this host before any SA exists.
+      if (c.failMode === 'open' && g.address !== undefined && isMulticast(g.address)) agent.joinGroup(g.name, g.address);
     }
     return agent;
   }
@@ -112,7 +141,8 @@ export class MemberAgent {
   private wire(): void {
     const { config: c, secrets, log } = this.options;
     const clock = this.options.clock ?? realClock;
-    this.datapath.attach(this.network, this.appPort);
+    this.datapath.attach(this.net, this.appPort);
+    const api: DatapathApi = this.keyLog ? this.keyLog.wrap(this.datapath) : this.datapath;
     this.ikeBind.onReceive((d: InboundDatagram) => {
       this.dispatcher.receive(d.data, { remoteAddress: d.srcAddress, remotePort: d.srcPort, localAddress: d.dstAddress, localPort: d.dstPort, marker: true });
     });
@@ -130,7 +160,7 @@ export class MemberAgent {
       const session = new GroupSession({
         group: { name: g.name, role: g.role },
         gcks: c.gcks,
-        datapath: this.datapath,
+        datapath: api,
         clock,
         random: (n) => new Uint8Array(randomBytes(n)),
         sendIke: (datagram, to) => this.ikeBind.send({ framing: 'udp', data: datagram, family: to.address.includes(':') ? 6 : 4, srcAddress: '', dstAddress: to.address, srcPort: 0, dstPort: to.port }),
@@ -179,6 +209,7 @@ export class MemberAgent {
   }
 
   private warnPort(group: string, port: number | undefined): void {
+    if (port === undefined && this.net.hasRaw) return; // native ESP on the raw sockets
     if (port === undefined) {
       this.options.log.warn('SA uses native ESP; socket mode carries only ESP in UDP (enable UDP encapsulation in the policy)', { group });
     } else if (port !== this.espPort) {
@@ -191,15 +222,19 @@ export class MemberAgent {
     this.installPolicy();
     for (const e of entries) {
       const dst = e.selector.destination;
-      if (dst && !this.joined.has(dst)) {
-        this.joined.add(dst);
-        const source = this.options.config.groups.find((g) => g.address === dst)?.source;
-        this.network.join({ group: dst, interface: this.options.config.datapath.multicastInterface, ...(source !== undefined ? { source } : {}) }).catch((err: Error) => {
-          this.joined.delete(dst);
-          this.options.log.error('cannot join group address', { group, address: dst, error: err.message });
-        });
-      }
+      if (dst) this.joinGroup(group, dst);
     }
+  }
+
+  /** Joins a group address on the network (every bind of its family), once. */
+  private joinGroup(group: string, address: string): void {
+    if (this.joined.has(address)) return;
+    this.joined.add(address);
+    const source = this.options.config.groups.find((g) => g.address === address)?.source;
+    this.net.join({ group: address, ...(source !== undefined ? { source } : {}) }).catch((err: Error) => {
+      this.joined.delete(address);
+      this.options.log.error('cannot join group address', { group, address, error: err.message });
+    });
   }
 
   private installPolicy(): void {
@@ -214,9 +249,14 @@ export class MemberAgent {
   private async listenRekey(address: string, port: number): Promise<void> {
     const key = `${address}|${port}`;
     if (this.rekeyBinds.has(key) || this.closed) return;
-    const c = this.options.config;
     const family = address.includes(':') ? 6 : 4;
-    const bind = await UdpBind.open({ family, localAddress: c.datapath.localAddress, port, localPort: 0, groups: [{ group: address, interface: c.datapath.multicastInterface }] });
+    const local = this.net.local(family);
+    if (!local) {
+      this.options.log.error('no local address of the rekey address family', { address });
+      return;
+    }
+    const joinInterface = this.net.joinInterface(family);
+    const bind = await UdpBind.open({ family, localAddress: local.address, port, localPort: 0, groups: [{ group: address, ...(joinInterface !== undefined ? { interface: joinInterface } : {}) }] });
     this.rekeyBinds.set(key, bind);
     bind.onReceive((d) => {
       for (const s of this.sessions.values()) {
@@ -231,6 +271,13 @@ export class MemberAgent {
     this.closed = true;
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
     if (this.tick) clearInterval(this.tick);
-    await Promise.all([this.network.close(), this.ikeBind.close(), this.appPort?.close(), ...[...this.rekeyBinds.values()].map((b) => b.close())]);
+    await Promise.all([this.net.close(), this.ikeBind.close(), this.appPort?.close(), ...[...this.rekeyBinds.values()].map((b) => b.close())]);
   }
+}
+
+/** The agent's unicast address per family: `localAddress`, and `localAddress6` beside an IPv4 one. */
+function localAddresses(c: AgentConfig): { v4?: string; v6?: string } {
+  const a = c.datapath.localAddress;
+  if (a.includes(':')) return { v6: a };
+  return { v4: a, ...(c.datapath.localAddress6 !== undefined ? { v6: c.datapath.localAddress6 } : {}) };
 }

@@ -37,7 +37,9 @@ export interface GroupStatus {
 export interface AgentStatus {
   uptimeSeconds: number;
   groups: GroupStatus[];
-  datapath: { sent: number; delivered: number; held: number; drops: Record<string, number> };
+  datapath: { sent: number; bypassed: number; delivered: number; held: number; drops: Record<string, number> };
+  /** Socket counters of the network binds (ESP in UDP per family; raw IP in TUN mode). */
+  network: Record<string, unknown>;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -75,7 +77,8 @@ export function agentStatus(agent: MemberAgent, now: number): AgentStatus {
   return {
     uptimeSeconds: Math.round((now - agent.startedAt) / 1000),
     groups,
-    datapath: { sent: stats.sent, delivered: stats.delivered, held: stats.held, drops: { ...stats.drops } },
+    datapath: { sent: stats.sent, bypassed: stats.bypassed, delivered: stats.delivered, held: stats.held, drops: { ...stats.drops } },
+    network: JSON.parse(JSON.stringify(agent.net.stats)) as Record<string, unknown>,
   };
 }
 
