@@ -41,7 +41,12 @@ export interface GroupRekeyState {
   firstPendingLeaveAt?: number;
 }
 
-export type RekeyReason = 'tek-expiry' | 'kek-expiry' | 'leave' | 'forced';
+/**
+ * Why a rekey is sent. 'speakers' (A.2 per-speaker SAs, RFC 5374 Appendix A.2) announces the SAs of
+ * speakers that joined, and deletes those of speakers that left, within a short batching window; it
+ * replaces no key the group already holds.
+ */
+export type RekeyReason = 'tek-expiry' | 'kek-expiry' | 'leave' | 'forced' | 'speakers';
 
 export interface RekeyMessagePlan {
   /** Which Rekey SA carries it: the one members hold now, or the one the previous message installed. */

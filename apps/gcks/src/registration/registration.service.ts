@@ -358,10 +358,14 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
           return undefined;
         }
         if (!r) return undefined;
+        if ('refused' in r) return r;
         let set = this.saGroups.get(spi);
         if (!set) this.saGroups.set(spi, (set = new Set()));
         set.add(state.groupId);
         this.multicast(state, r.messages);
+        // A.2: a speaker's new SAs reach the other members in the next batched announcement.
+        const loaded = r.speakerJoined ? this.groups.get(state.groupId) : undefined;
+        if (loaded) this.schedule(loaded);
         return r.admission;
       },
       leave: (req) => {
@@ -470,7 +474,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
 
   private rekeyNow(loaded: Loaded, reason: RekeyReason): OutgoingRekey[] {
     const messages = loaded.state.rekey(reason);
-    if (messages.length > 0) loaded.editionSent = loaded.state.edition;
+    // A speaker announcement carries no policy token.
+    if (messages.length > 0 && reason !== 'speakers') loaded.editionSent = loaded.state.edition;
     this.multicast(loaded.state, messages);
     return messages;
   }
@@ -518,7 +523,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   }
 
   /** Members and key state of a group (for the console and tests). */
-  groupStatus(groupId: string): { members: number; lastMessageId: number; tokenEdition: number; epoch: number; rekeySpi: string; pendingLeaves: number } | undefined {
+  groupStatus(groupId: string): { members: number; lastMessageId: number; tokenEdition: number; epoch: number; rekeySpi: string; pendingLeaves: number; speakers: number } | undefined {
     const state = this.stateOf({ id: groupId });
     if (!state) return undefined;
     return {
@@ -528,6 +533,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       epoch: state.tree.epoch,
       rekeySpi: hex(state.rekeySpi),
       pendingLeaves: state.schedule.pendingLeaves.length,
+      // A.2: speakers holding SAs of their own.
+      speakers: state.speakers().length,
     };
   }
 

@@ -1,5 +1,20 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
-import { EncrId, GcAuthId, KwaId, type GwAttributes, type WrappedKey } from '@app/codec';
+import {
+  EncrId,
+  GcAuthId,
+  GIKE_MAX_POLICIES,
+  IkePayload,
+  IkeProtocol,
+  KwaId,
+  TsType,
+  parseIpAddress,
+  payload,
+  writeU32,
+  type GwAttributes,
+  type IkePayloadEntry,
+  type TrafficSelector,
+  type WrappedKey,
+} from '@app/codec';
 import { signPolicyToken, type MemberRole, type RandomBytes } from '@app/crypto';
 import {
   allocateSenderIds,
@@ -40,6 +55,18 @@ const MIN_SPI = 256;
 const POOL_MIN = 8;
 const POOL_MAX = 32;
 const POOL_GROW_WINDOW_MS = 1000;
+/**
+ * A.2 (per-speaker SAs, RFC 5374 Appendix A.2): speakers joining (or leaving) within this window are
+ * announced to the group in one GSA_REKEY carrying only their SAs (or Delete payloads).
+ */
+export const SPEAKER_BATCH_MS = 300;
+/** Per-speaker SAs in one announcing GSA_REKEY (with the GW policy well under GIKE_MAX_POLICIES). */
+const SPEAKER_SAS_PER_MESSAGE = 16;
+/**
+ * A registration response carries every per-speaker SA in one GSA payload, next to the KEK and GW
+ * policies (RFC 9838 §4.4): at most GIKE_MAX_POLICIES − 2 speaker SAs in a group.
+ */
+export const MAX_SPEAKER_SAS = GIKE_MAX_POLICIES - 2;
 
 interface RekeySaKeys {
   spi: Uint8Array;
@@ -52,6 +79,16 @@ interface Tek {
   spi: number;
   keymat: Uint8Array;
   createdAt: number;
+}
+/**
+ * A.2: one speaker's SA for one protect entry. Its source selector is the speaker's address: the
+ * address its IKE SA comes from (RFC 9838's GSA_AUTH carries no address of the GM, and the SA's
+ * traffic selectors are the GCKS's to choose, §4.4.2), so the SA demultiplexes by SPI + destination
+ * + source at the receivers (RFC 5374 §4.1.2, RFC 4301 §4.1).
+ */
+interface SpeakerTek extends Tek {
+  identity: string;
+  address: string;
 }
 /** Non-secret schedule state (clear column). */
 export interface GroupSchedule {
@@ -67,10 +104,22 @@ export interface GroupSchedule {
   retired?: number[];
   fingerprint: string;
   tokenSignedAt: number;
+  /** A.2: SPIs of speaker SAs not yet announced to the group, SPIs to delete, and since when. */
+  pendingSpeakerSpis?: number[];
+  pendingDeleteSpis?: number[];
+  firstSpeakerChangeAt?: number;
 }
 interface SealedGroup {
   rekeySa: { spi: string; keymat: string; initialMessageId: number; createdAt: number };
   teks: { policyId: string; spi: number; keymat: string; createdAt: number }[];
+  speakers?: { identity: string; address: string; policyId: string; spi: number; keymat: string; createdAt: number }[];
+}
+
+/** The per-speaker SAs a group holds for one speaker (status and tests; no key material). */
+export interface SpeakerSaInfo {
+  identity: string;
+  address: string;
+  spis: number[];
 }
 
 export interface MemberRecord {
@@ -127,8 +176,25 @@ export class GroupKeyState {
     public lastMessageId: number,
     tokenEdition: number,
     public schedule: GroupSchedule,
+    private speakerTeks: SpeakerTek[] = [],
   ) {
     this.tokenEdition = tokenEdition;
+  }
+
+  /** Appendix A.2: every speaker gets SAs of its own instead of sharing the group's TEKs. */
+  get perSpeaker(): boolean {
+    return this.cfg.group.serviceModel === 'per-speaker';
+  }
+
+  /** The per-speaker SAs held now, by speaker. */
+  speakers(): SpeakerSaInfo[] {
+    const out = new Map<string, SpeakerSaInfo>();
+    for (const t of this.speakerTeks) {
+      let e = out.get(t.identity);
+      if (!e) out.set(t.identity, (e = { identity: t.identity, address: t.address, spis: [] }));
+      e.spis.push(t.spi);
+    }
+    return [...out.values()];
   }
 
   get groupId(): string {
@@ -162,7 +228,8 @@ export class GroupKeyState {
     const s = JSON.parse(deps.secrets.open(row.sealed, sealContext(cfg.group.id)).toString('utf8')) as SealedGroup;
     const rekeySa: RekeySaKeys = { spi: unhex(s.rekeySa.spi), keymat: unhex(s.rekeySa.keymat), initialMessageId: s.rekeySa.initialMessageId, createdAt: s.rekeySa.createdAt };
     const teks = s.teks.map((t) => ({ policyId: t.policyId, spi: t.spi, keymat: unhex(t.keymat), createdAt: t.createdAt }));
-    const g = new GroupKeyState(cfg, deps, tree, rekeySa, teks, row.lastMessageId, row.tokenEdition, JSON.parse(row.stateJson) as GroupSchedule);
+    const speakers = (s.speakers ?? []).map((t) => ({ ...t, keymat: unhex(t.keymat) }));
+    const g = new GroupKeyState(cfg, deps, tree, rekeySa, teks, row.lastMessageId, row.tokenEdition, JSON.parse(row.stateJson) as GroupSchedule, speakers);
     for (const m of members) g.index(m);
     g.signToken();
     return g;
@@ -174,18 +241,47 @@ export class GroupKeyState {
   }
 
   private freshTeks(now: number): Tek[] {
-    return this.cfg.data.map((d) => ({
-      policyId: d.policyId,
-      spi: (Buffer.from(this.deps.random(4)).readUInt32BE(0) % (0xffff_ffff - MIN_SPI)) + MIN_SPI,
-      keymat: new Uint8Array(this.deps.random(dataSaKeyLength(d))),
-      createdAt: now,
-    }));
+    // A per-speaker group has no shared TEK: each speaker's SAs are its own (speakerTeksFor).
+    if (this.perSpeaker) return [];
+    return this.cfg.data.map((d) => this.freshTek(d.policyId, dataSaKeyLength(d), now));
+  }
+
+  /**
+   * A new SA key and an SPI chosen by the GCKS (RFC 5374 §4.1.2; RFC 9838 §4.4.2) that no SA of the
+   * group uses now, so an SPI alone never names two of its SAs.
+   */
+  private freshTek(policyId: string, keyLength: number, now: number, taken: ReadonlySet<number> = new Set()): Tek {
+    let spi: number;
+    do {
+      spi = (Buffer.from(this.deps.random(4)).readUInt32BE(0) % (0xffff_ffff - MIN_SPI)) + MIN_SPI;
+    } while (taken.has(spi) || this.teks.some((t) => t.spi === spi) || this.speakerTeks.some((t) => t.spi === spi));
+    return { policyId, spi, keymat: new Uint8Array(this.deps.random(keyLength)), createdAt: now };
+  }
+
+  /** One speaker's SAs, one per protect entry, its address as the source selector. */
+  private speakerTeksFor(identity: string, address: string, now: number, taken: Set<number>): SpeakerTek[] {
+    return this.cfg.data.map((d) => {
+      const t = this.freshTek(d.policyId, dataSaKeyLength(d), now, taken);
+      taken.add(t.spi);
+      return { ...t, identity, address };
+    });
+  }
+
+  /** Every current speaker's SAs replaced (TEK rollover and membership rekeys). */
+  private freshSpeakerTeks(now: number): SpeakerTek[] {
+    const taken = new Set<number>(this.speakerTeks.map((t) => t.spi));
+    const out: SpeakerTek[] = [];
+    for (const s of this.speakers()) out.push(...this.speakerTeksFor(s.identity, s.address, now, taken));
+    return out;
   }
 
   private sealed(): string {
     const s: SealedGroup = {
       rekeySa: { spi: hex(this.rekeySa.spi), keymat: hex(this.rekeySa.keymat), initialMessageId: this.rekeySa.initialMessageId, createdAt: this.rekeySa.createdAt },
       teks: this.teks.map((t) => ({ policyId: t.policyId, spi: t.spi, keymat: hex(t.keymat), createdAt: t.createdAt })),
+      ...(this.speakerTeks.length > 0
+        ? { speakers: this.speakerTeks.map((t) => ({ identity: t.identity, address: t.address, policyId: t.policyId, spi: t.spi, keymat: hex(t.keymat), createdAt: t.createdAt })) }
+        : {}),
     };
     return this.deps.secrets.seal(Buffer.from(JSON.stringify(s), 'utf8'), sealContext(this.groupId));
   }
@@ -257,14 +353,18 @@ export class GroupKeyState {
     };
   }
 
-  private dataParams(): DataSaParams[] {
+  /** The Data-Security SAs members get: the shared TEKs, or (A.2) every speaker's SAs. */
+  private dataParams(only?: readonly SpeakerTek[]): DataSaParams[] {
     const out: DataSaParams[] = [];
-    for (const t of this.teks) {
+    const shared = this.perSpeaker ? [] : this.teks;
+    for (const t of only ?? [...shared, ...this.speakerTeks]) {
       const d = this.cfg.data.find((x) => x.policyId === t.policyId);
       if (!d) continue;
+      const source = 'address' in t ? speakerSelector(d.source, (t as SpeakerTek).address) : d.source;
+      if (!source) continue;
       out.push({
         spi: t.spi,
-        source: d.source,
+        source,
         destination: d.destination,
         encrId: d.encrId,
         keyBits: d.keyBits,
@@ -310,13 +410,21 @@ export class GroupKeyState {
    * Rekey SA and TEKs under GSK_w, Sender-IDs for a speaker of counter-mode SAs, the policy token.
    * The leaf comes from the join pool (takeLeaf); a refill's GSA_REKEY is returned, to multicast.
    * Everything is persisted before this returns. Undefined when Sender-IDs are exhausted.
+   *
+   * A.2 (per-speaker group): a speaker gets SAs of its own (speakerTeksFor) unless it already holds
+   * them from this address; the response carries every speaker's SAs, and the other members get the
+   * new ones in one batched GSA_REKEY SPEAKER_BATCH_MS later (`speakerJoined`; nextDue 'speakers').
+   * Beyond maxSpeakers concurrent speakers (or MAX_SPEAKER_SAS) the answer is a GroupRefusal.
    */
   admit(
     req: { identity: string; role: MemberRole; senderIdsRequested: number; address: string | null },
     ike: { gskW: Uint8Array; spi: string; sealedRecord: string },
     audit: Omit<GkmAudit, 'entityId' | 'groupId'>,
-  ): { admission: GroupAdmission; messages: OutgoingRekey[]; member: MemberRecord } | undefined {
+  ): { admission: GroupAdmission; messages: OutgoingRekey[]; member: MemberRecord; speakerJoined: boolean } | { refused: string } | undefined {
     const schedStart = this.schedule;
+    const speakersStart = this.speakerTeks;
+    const speakerChange = this.perSpeaker ? this.speakerChange(req) : { joined: [] as SpeakerTek[], dropped: [] as number[] };
+    if ('refused' in speakerChange) return speakerChange;
     let senderIds: number[] = [];
     let senderIdNext = this.schedule.senderIdNext;
     if (req.role === 'speaker' && this.cfg.senderIds) {
@@ -348,18 +456,25 @@ export class GroupKeyState {
     };
     const path = this.tree.memberPath(leaf);
     const joinedAt = new Date(this.deps.now()).toISOString();
+    const speakersChanged = speakerChange.joined.length > 0 || speakerChange.dropped.length > 0;
+    if (speakersChanged) this.applySpeakerChange(req.identity, speakerChange);
     try {
-      this.persistJoin(changedNodes, member, req, senderIds, joinedAt, ike, audit);
+      this.persistJoin(changedNodes, member, req, senderIds, joinedAt, ike, audit, speakersChanged);
     } catch (e) {
       // Nothing of this registration is kept: the leaf goes back to the pool, and whatever the
       // failed transaction would have written for the group (a pool refill) is written on its own.
+      this.speakerTeks = speakersStart;
       this.schedule = {
         ...this.schedule,
         free: [leaf, ...(this.schedule.free ?? [])],
         senderIdNext: schedStart.senderIdNext,
         pendingLeaves: schedStart.pendingLeaves,
         retired: (this.schedule.retired ?? []).filter((l) => l !== oldLeaf),
+        pendingSpeakerSpis: schedStart.pendingSpeakerSpis ?? [],
+        pendingDeleteSpis: schedStart.pendingDeleteSpis ?? [],
       };
+      if (schedStart.firstSpeakerChangeAt === undefined) delete this.schedule.firstSpeakerChangeAt;
+      else this.schedule.firstSpeakerChangeAt = schedStart.firstSpeakerChangeAt;
       try {
         this.deps.store.tx(() => {
           if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
@@ -381,7 +496,51 @@ export class GroupKeyState {
       groupWide: this.groupWide(true),
       member: { wrapKeys, authKey: this.deps.authKey, senderIds },
     };
-    return { admission, messages, member };
+    return { admission, messages, member, speakerJoined: speakersChanged };
+  }
+
+  /**
+   * What a registration changes in the per-speaker SAs: a speaker (new, or from a new address) gets
+   * its own; a member registering again as a receiver, or from a new address, drops its old ones.
+   */
+  private speakerChange(req: { identity: string; role: MemberRole; address: string | null }): { joined: SpeakerTek[]; dropped: number[] } | { refused: string } {
+    const held = this.speakerTeks.filter((t) => t.identity === req.identity);
+    if (req.role !== 'speaker') return { joined: [], dropped: held.map((t) => t.spi) };
+    const address = req.address === null ? undefined : plainAddress(req.address);
+    const probe = this.cfg.data[0];
+    if (!address || (probe && !speakerSelector(probe.source, address))) {
+      return { refused: `per-speaker group: no usable source address for speaker ${req.identity} (${req.address ?? 'none'})` };
+    }
+    if (held.length > 0 && held.every((t) => t.address === address) && this.cfg.data.every((d) => held.some((t) => t.policyId === d.policyId))) {
+      return { joined: [], dropped: [] };
+    }
+    const others = new Set(this.speakerTeks.filter((t) => t.identity !== req.identity).map((t) => t.identity));
+    const max = this.cfg.group.maxSpeakers;
+    if (others.size >= max) return { refused: `per-speaker group ${this.cfg.group.name} has its ${max} concurrent speakers (maxSpeakers)` };
+    if ((others.size + 1) * this.cfg.data.length > MAX_SPEAKER_SAS) {
+      return { refused: `per-speaker group ${this.cfg.group.name}: ${others.size + 1} speakers × ${this.cfg.data.length} protect entries exceed ${MAX_SPEAKER_SAS} SAs in one GSA` };
+    }
+    const taken = new Set(this.speakerTeks.map((t) => t.spi));
+    return { joined: this.speakerTeksFor(req.identity, address, this.deps.now(), taken), dropped: held.map((t) => t.spi) };
+  }
+
+  /** Installs a speaker change and queues its announcement (only other registered members need it). */
+  private applySpeakerChange(identity: string, c: { joined: SpeakerTek[]; dropped: number[] }): void {
+    const dropped = new Set(c.dropped);
+    this.speakerTeks = [...this.speakerTeks.filter((t) => !dropped.has(t.spi)), ...c.joined];
+    let others = 0;
+    for (const m of this.members.values()) if (m.state === 'registered' && m.identity !== identity) others++;
+    const pending = (this.schedule.pendingSpeakerSpis ?? []).filter((spi) => !dropped.has(spi));
+    const deletes = this.schedule.pendingDeleteSpis ?? [];
+    this.schedule = {
+      ...this.schedule,
+      pendingSpeakerSpis: others > 0 ? [...pending, ...c.joined.map((t) => t.spi)] : pending,
+      // Members that registered since hold even an SA never announced by rekey: always a Delete.
+      pendingDeleteSpis: [...deletes, ...c.dropped],
+    };
+    if ((this.schedule.pendingSpeakerSpis!.length > 0 || this.schedule.pendingDeleteSpis!.length > 0) && this.schedule.firstSpeakerChangeAt === undefined) {
+      this.schedule.firstSpeakerChangeAt = this.deps.now();
+    }
   }
 
   private persistJoin(
@@ -392,10 +551,12 @@ export class GroupKeyState {
     joinedAt: string,
     ike: { spi: string; sealedRecord: string },
     audit: Omit<GkmAudit, 'entityId' | 'groupId'>,
+    sealedChanged = false,
   ): void {
     this.deps.store.tx(() => {
       if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
-      this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      if (sealedChanged) this.persistGroup();
+      else this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
       this.deps.store.saveMember({
         id: member.id,
         groupId: this.groupId,
@@ -479,6 +640,10 @@ export class GroupKeyState {
     const leaf = m.leaf;
     m.state = state;
     m.ikeSpi = null;
+    // A.2: the speaker's SAs go at once; the group deletes them with the leave rekey (immediate) or
+    // the next speaker announcement (batched leaves), and a batched leave rekey replaces the rest.
+    const dropped = this.speakerTeks.filter((t) => t.identity === identity).map((t) => t.spi);
+    if (dropped.length > 0) this.applySpeakerChange(identity, { joined: [], dropped });
     const now = this.deps.now();
     this.schedule = {
       ...this.schedule,
@@ -495,7 +660,8 @@ export class GroupKeyState {
     }
     this.deps.store.tx(() => {
       this.deps.store.setMemberState(m.id, this.groupId, state, leaf, null);
-      this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      if (dropped.length > 0) this.persistGroup();
+      else this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
       this.deps.store.audit({ ...audit, entityId: m.id, groupId: this.groupId });
     });
     return { messages: [], member: m };
@@ -503,6 +669,16 @@ export class GroupKeyState {
 
   /** When the next rekey is owed (ms) and why. */
   nextDue(): { at: number; reason: RekeyReason } {
+    const s = this.schedule;
+    if ((s.pendingSpeakerSpis?.length ?? 0) + (s.pendingDeleteSpis?.length ?? 0) > 0) {
+      const at = (s.firstSpeakerChangeAt ?? this.deps.now()) + SPEAKER_BATCH_MS;
+      const due = this.scheduledDue();
+      return due.at <= at ? due : { at, reason: 'speakers' };
+    }
+    return this.scheduledDue();
+  }
+
+  private scheduledDue(): { at: number; reason: RekeyReason } {
     return nextRekeyDue(
       {
         tekSince: this.schedule.tekSince,
@@ -522,6 +698,7 @@ export class GroupKeyState {
    * expiry: new TEKs. KEK expiry: new Rekey SA. Persisted (with `extra` writes) before returning.
    */
   rekey(reason: RekeyReason, extra?: () => void): OutgoingRekey[] {
+    if (reason === 'speakers') return this.announceSpeakers();
     const now = this.deps.now();
     const leaves = this.schedule.pendingLeaves.filter((l) => this.tree.isMember(l));
     const membership = leaves.length > 0;
@@ -532,7 +709,13 @@ export class GroupKeyState {
     let changedNodes: readonly number[] | undefined;
     let next = old;
     if (newKek) next = freshRekeySa(this.deps.random, now, 0);
-    if (newTeks) this.teks = this.freshTeks(now);
+    // New TEKs replace every speaker's SAs too (a departed member held them all); the agents retire
+    // each old SA by its entry and source. SAs of departed speakers are deleted outright.
+    const deletes = newTeks ? this.takeSpeakerDeletes() : [];
+    if (newTeks) {
+      this.teks = this.freshTeks(now);
+      this.speakerTeks = this.freshSpeakerTeks(now);
+    }
     if (membership) {
       const res = this.tree.rekey({ leaves });
       changedNodes = res.changes.nodes;
@@ -549,7 +732,8 @@ export class GroupKeyState {
           registration: false,
         });
         messages.push(this.message(old, first));
-        messages.push(this.message(next, groupPayloads({ data: this.dataParams(), groupWide: this.groupWide(true), gskW: this.gskW(next), registration: false })));
+        const teks = groupPayloads({ data: this.dataParams(), groupWide: this.groupWide(true), gskW: this.gskW(next), registration: false });
+        messages.push(this.message(next, [...teks, ...deletePayloads(deletes)]));
       }
     } else if (this.tree.memberCount > 0) {
       if (newKek) next.initialMessageId = this.lastMessageId + 2;
@@ -560,7 +744,7 @@ export class GroupKeyState {
         gskW: this.gskW(old),
         registration: false,
       });
-      messages.push(this.message(old, payloads));
+      messages.push(this.message(old, [...payloads, ...deletePayloads(deletes)]));
     }
     if (next !== old && messages.length === 0) next.initialMessageId = this.lastMessageId + 1;
     this.rekeySa = next;
@@ -592,6 +776,92 @@ export class GroupKeyState {
   get memberCount(): number {
     return this.registeredCount();
   }
+
+  /** The SPIs to delete at the next TEK-carrying rekey; pending announcements are covered by it. */
+  private takeSpeakerDeletes(): number[] {
+    const deletes = this.schedule.pendingDeleteSpis ?? [];
+    this.schedule = { ...this.schedule, pendingSpeakerSpis: [], pendingDeleteSpis: [] };
+    delete this.schedule.firstSpeakerChangeAt;
+    return deletes;
+  }
+
+  /**
+   * A.2 speaker announcement: the SAs of speakers that joined since the last one, SPEAKER_SAS_PER_MESSAGE
+   * per GSA_REKEY on the current Rekey SA, and Delete payloads (RFC 9838 §2.4.1) for the SAs of
+   * speakers that left. No key the group holds is replaced. A message with nothing but Deletes
+   * restates the current Rekey SA (a GSA needs a KEK or TEK policy), as a pool refill does.
+   */
+  private announceSpeakers(): OutgoingRekey[] {
+    const pending = new Set(this.schedule.pendingSpeakerSpis ?? []);
+    const announce = this.speakerTeks.filter((t) => pending.has(t.spi));
+    const deletes = this.takeSpeakerDeletes();
+    const messages: OutgoingRekey[] = [];
+    if (this.registeredCount() > 0 && (announce.length > 0 || deletes.length > 0)) {
+      const chunks: SpeakerTek[][] = [];
+      for (let i = 0; i < announce.length; i += SPEAKER_SAS_PER_MESSAGE) chunks.push(announce.slice(i, i + SPEAKER_SAS_PER_MESSAGE));
+      if (chunks.length === 0) chunks.push([]);
+      chunks.forEach((chunk, i) => {
+        const payloads = groupPayloads({
+          ...(chunk.length === 0 ? { rekey: this.rekeyParams(this.rekeySa, { registration: false, initialMessageId: this.lastMessageId + 2 }) } : {}),
+          data: this.dataParams(chunk),
+          groupWide: this.groupWide(false),
+          gskW: this.gskW(this.rekeySa),
+          registration: false,
+        });
+        messages.push(this.message(this.rekeySa, i === chunks.length - 1 ? [...payloads, ...deletePayloads(deletes)] : payloads));
+      });
+    }
+    this.deps.store.tx(() => {
+      this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      this.deps.store.audit({
+        actor: 'gcks',
+        remoteAddress: null,
+        action: 'rekey',
+        entityType: 'group',
+        entityId: this.groupId,
+        groupId: this.groupId,
+        details: { reason: 'speakers', messageIds: messages.map((m) => m.messageId), announced: announce.map((t) => t.spi), deleted: deletes },
+      });
+    });
+    return messages;
+  }
+}
+
+/** An address as the GCKS's UDP socket reports it, IPv4-mapped IPv6 ('::ffff:a.b.c.d') unmapped. */
+function plainAddress(text: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  return m ? m[1]! : text;
+}
+
+/**
+ * The protect entry's source selector narrowed to one speaker's address (protocol and ports kept);
+ * undefined when the address is unreadable or of the other family.
+ */
+function speakerSelector(template: TrafficSelector, address: string): TrafficSelector | undefined {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpAddress(address);
+  } catch {
+    return undefined;
+  }
+  if (bytes.length !== template.startAddress.length) return undefined;
+  return { ...template, tsType: bytes.length === 4 ? TsType.TS_IPV4_ADDR_RANGE : TsType.TS_IPV6_ADDR_RANGE, startAddress: bytes, endAddress: Uint8Array.from(bytes) };
+}
+
+/** Delete payload for ESP SAs (RFC 7296 §3.11, carried in GSA_REKEY per RFC 9838 §2.4.1). */
+function deletePayloads(spis: readonly number[]): IkePayloadEntry[] {
+  if (spis.length === 0) return [];
+  return [
+    payload(IkePayload.DELETE, {
+      protocolId: IkeProtocol.ESP,
+      spiSize: 4,
+      spis: spis.map((spi) => {
+        const b = new Uint8Array(4);
+        writeU32(b, 0, spi >>> 0);
+        return b;
+      }),
+    }),
+  ];
 }
 
 function freshRekeySa(random: RandomBytes, now: number, initialMessageId: number): RekeySaKeys {
