@@ -128,3 +128,17 @@ export function onPath(tool: string): boolean {
     return false;
   }
 }
+
+/**
+ * The AES-GCM SAs of an agent's ESP key log (Wireshark `esp_sa` UAT records, one a line; the
+ * agent's `debug.espKeyLog`), as decryptWithTshark takes them. Other transforms are skipped.
+ */
+export function tsharkSasFromKeyLog(text: string): TsharkSa[] {
+  const out: TsharkSa[] = [];
+  for (const line of text.split('\n')) {
+    const f = [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]!);
+    if (f.length < 8 || !f[4]!.startsWith('AES-GCM')) continue;
+    out.push({ family: f[0] === 'IPv6' ? 6 : 4, src: f[1]!, dst: f[2]!, spi: Number(f[3]), key: f[5]!.replace(/^0x/, '') });
+  }
+  return out;
+}
