@@ -170,7 +170,7 @@ describe('GroupKeyState, per-speaker SAs (A.2)', () => {
     const again = GroupKeyState.restore(cfg(), deps, row, tree!, members);
     expect(again.speakers()).toEqual(sut.speakers());
     const after = admitted(again.admit(receiver('r3'), ike('r3'), audit)).admission.data;
-    const view = (d: DataSaParams[]) => d.map((x) => [x.spi, sourceOf(x), Buffer.from(x.keyMaterial).toString('hex')]).sort();
+    const view = (d: readonly DataSaParams[]) => d.map((x) => [x.spi, sourceOf(x), Buffer.from(x.keyMaterial).toString('hex')]).sort();
     expect(view(after)).toEqual(view(reference));
     // The pending announcement of the three joins survived too.
     expect(again.nextDue().reason).toBe('speakers');
