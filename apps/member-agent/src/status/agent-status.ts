@@ -10,6 +10,8 @@ import type { MemberAgent } from '../control/agent.js';
 
 export interface SaStatus {
   spi: string;
+  /** The speaker of a per-speaker SA (A.2: its source selector); absent for an SA of any source. */
+  source?: string;
   edge: 'pending' | 'leading' | 'trailing';
   ageSeconds: number;
   packetsIn: number;
@@ -62,6 +64,7 @@ export function agentStatus(agent: MemberAgent, now: number): AgentStatus {
       const d = bySpi.get(h.spi);
       return {
         spi: hex(h.spi),
+        ...(h.source !== undefined ? { source: h.source } : {}),
         edge: h.state === 'pending' ? 'pending' : h.state === 'retiring' ? 'trailing' : 'leading',
         ageSeconds: Math.max(0, Math.round((now - h.installedAt) / 1000)),
         packetsIn: d?.packetsIn ?? 0,
@@ -183,7 +186,7 @@ export function formatStatus(s: AgentStatus): string {
   if (drops.length > 0) lines.push(`drops ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const g of s.groups) {
     lines.push(`group ${g.name}  role ${g.role}  state ${g.state}  gcks ${g.gcks ?? '-'}  token edition ${g.tokenEdition ?? '-'}  last rekey ${g.lastRekeyAt ?? '-'}`);
-    for (const sa of g.sas) lines.push(`  SA ${sa.spi} ${sa.edge.padEnd(8)} age ${sa.ageSeconds}s  in ${sa.packetsIn}p/${sa.bytesIn}B  out ${sa.packetsOut}p/${sa.bytesOut}B`);
+    for (const sa of g.sas) lines.push(`  SA ${sa.spi}${sa.source ? ` from ${sa.source}` : ''} ${sa.edge.padEnd(8)} age ${sa.ageSeconds}s  in ${sa.packetsIn}p/${sa.bytesIn}B  out ${sa.packetsOut}p/${sa.bytesOut}B`);
     const c = Object.entries(g.counters).filter(([, v]) => v > 0);
     if (c.length > 0) lines.push(`  counters ${c.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     if (g.lastError) lines.push(`  last error: ${g.lastError}`);
