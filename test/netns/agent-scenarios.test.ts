@@ -250,3 +250,120 @@ describe.skipIf(reason !== undefined)('agent scenarios 8 and 4: address-preservi
     expect([...from]).toEqual([hosts[0]!.ipv6]);
   }, 60_000);
 });
+
+describe.skipIf(reason !== undefined)('fail-open: with the GCKS down, protected-but-unregistered traffic passes in clear only from a fail-open agent', () => {
+  const lab = new NetnsLab('fo');
+  let work = '';
+  let gcks: NetnsGcks;
+  let hosts: LabHost[] = [];
+  let receiver: Receiver;
+  const GROUP = '239.196.0.1';
+  // a: fail-open speaker, b: fail-open receiver, c: fail-close speaker.
+  const members = [
+    { name: 'a', role: 'speaker', failMode: 'open' },
+    { name: 'b', role: 'receiver', failMode: 'open' },
+    { name: 'c', role: 'speaker', failMode: 'close' },
+  ] as const;
+  const status = (i: number) => agentStatus(lab, hosts[i]!.ns, STATUS_PORT);
+  const send = (i: number, count: number, text: string) => lab.run(hosts[i]!.ns, PYTHON, ['-c', PY_SENDER, GROUP, String(DATA_PORT), String(count), text, '5']);
+
+  beforeAll(async () => {
+    assertBuilt(GCKS_MAIN);
+    assertBuilt(AGENT_MAIN);
+    work = mkdtempSync(join(tmpdir(), 'groupsec-failopen-'));
+    const made = await lab.bridge([
+      { suffix: 'g', ipv4: '198.51.100.10' },
+      { suffix: 'a', ipv4: '198.51.100.1' },
+      { suffix: 'b', ipv4: '198.51.100.2' },
+      { suffix: 'c', ipv4: '198.51.100.3' },
+    ]);
+    hosts = made.slice(1);
+    for (const h of made) await lab.sysctl(h.ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0', 'net.ipv6.conf.all.disable_ipv6': '1' });
+    gcks = new NetnsGcks(lab, made[0]!, join(work, 'gcks'));
+    await gcks.start();
+    const { id } = await gcks.ok<{ id: string }>('POST', '/groups', { name: 'fo', address: GROUP, serviceModel: 'any-to-any', rekeyAddress: '239.196.0.11', rekeyPort: 4600 });
+    await gcks.ok('POST', `/groups/${id}/policies`, { name: 'fo-data', protocol: PROTO_UDP, destinationPort: DATA_PORT, udpEncapsulation: true, atd: 1, dtd: 1 });
+    for (const m of members) await gcks.ok('POST', `/groups/${id}/pad-rules`, { kind: 'member', idType: 'psk', pattern: `${m.name}.fo`, role: m.role, psk: PSK(m.name) });
+    await gcks.saveAnchor(join(work, 'owner.pem'));
+    await gcks.stop(); // the agents start while no GCKS answers
+    for (const [i, h] of hosts.entries()) {
+      const m = members[i]!;
+      await startAgent(lab, h.ns, join(work, `${m.name}.json`), {
+        identity: { kind: 'psk', id: `${m.name}.fo`, secret: PSK(m.name) },
+        trustAnchor: join(work, 'owner.pem'),
+        gcks: [{ address: made[0]!.ipv4, port: 4500 }],
+        groups: [{ name: 'fo', role: m.role, registration: m.failMode === 'open' ? 'at-start' : 'on-demand', address: GROUP, dataPort: DATA_PORT }],
+        datapath: { mode: 'tun', localAddress: h.ipv4, multicastInterface: h.ipv4, tunName: 'gstun0' },
+        failMode: m.failMode,
+        ikeTimeoutMs: 200,
+        ikeTries: 1,
+        status: { port: STATUS_PORT },
+      });
+    }
+    receiver = await startReceiver(lab, hosts[1]!.ns, GROUP);
+  }, 120_000);
+
+  afterAll(async () => {
+    await lab.cleanup();
+    if (work !== '' && process.env.GROUPSEC_KEEP_PCAP !== '1') rmSync(work, { recursive: true, force: true });
+    else if (work !== '') console.log(`[netns] fail-open files kept in ${work}`);
+  });
+
+  it('GCKS down: the fail-open speaker reaches the receiver in clear, the fail-close one does not; once registered it is ESP', async () => {
+    const COUNT = 100;
+    const [a, , c] = hosts as [LabHost, LabHost, LabHost];
+    const before = await Promise.all([0, 1, 2].map(status));
+    expect(before.map((s) => s.groups[0]!.state)).not.toContain('registered');
+
+    const pcap1 = join(work, 'unregistered.pcap');
+    let stop = await capture(lab, pcap1);
+    await send(0, COUNT, 'open');
+    await send(2, COUNT, 'closed');
+    await waitFor('clear delivery', () => receiver.numbers('open').length >= COUNT, 20_000).catch(() => undefined);
+    await sleep(500);
+    await stop();
+    const down = await Promise.all([0, 1, 2].map(status));
+    const frames1 = readCapture(pcap1, { text: 'open', espPort: ESP_PORT }).filter((f) => f.dst === GROUP);
+    const phase1 = {
+      states: Object.fromEntries(members.map((m, i) => [m.name, down[i]!.groups[0]!.state])),
+      sent: { a_open: COUNT, c_close: COUNT },
+      b_received: { a: tally(receiver.numbers('open'), COUNT), c: receiver.numbers('closed').length },
+      wire: {
+        from_a_clear_udp: frames1.filter((f) => f.src === a.ipv4 && f.proto === PROTO_UDP && f.spi === undefined && f.payloadHasText).length,
+        from_a_esp: frames1.filter((f) => f.src === a.ipv4 && f.spi !== undefined).length,
+        from_c: frames1.filter((f) => f.src === c.ipv4).length,
+      },
+      a_datapath: { bypassed: down[0]!.datapath.bypassed - before[0]!.datapath.bypassed, raw_sent: (down[0]!.network['raw4'] as Record<string, number>)['sentPackets'] },
+      c_datapath: { sent: down[2]!.datapath.sent, held: down[2]!.datapath.held, drops: Object.fromEntries(Object.entries(down[2]!.datapath.drops).filter(([, v]) => v > 0)) },
+    };
+    console.log(`[netns] fail-open, GCKS down: ${JSON.stringify(phase1)}`);
+    expect(receiver.numbers('open')).toEqual(all(COUNT));
+    expect(receiver.numbers('closed')).toEqual([]);
+    expect(phase1.wire.from_a_clear_udp).toBe(COUNT);
+    expect(phase1.wire.from_c).toBe(0);
+    expect(phase1.a_datapath.bypassed).toBe(COUNT);
+
+    // The GCKS comes back: the fail-open agents' retries register them (the fail-close
+    // speaker's first packet already asked for registration).
+    await gcks.start();
+    for (const [i, h] of hosts.entries()) {
+      await waitFor(`registration in ${h.ns}`, async () => (await status(i)).groups[0]!.state === 'registered', 90_000);
+    }
+    const pcap2 = join(work, 'registered.pcap');
+    stop = await capture(lab, pcap2);
+    await send(0, COUNT, 'sealed');
+    await waitFor('protected delivery', () => receiver.numbers('sealed').length >= COUNT, 20_000).catch(() => undefined);
+    await stop();
+    const frames2 = readCapture(pcap2, { text: 'sealed', espPort: ESP_PORT }).filter((f) => f.dst === GROUP);
+    const phase2 = {
+      sent: COUNT,
+      b_received: tally(receiver.numbers('sealed'), COUNT),
+      wire: { from_a_esp: frames2.filter((f) => f.src === a.ipv4 && f.spi !== undefined).length, clear_with_text: frames2.filter((f) => f.payloadHasText).length },
+      c_late_closed_at_b: receiver.numbers('closed').length,
+    };
+    console.log(`[netns] fail-open, registered: ${JSON.stringify(phase2)}`);
+    expect(receiver.numbers('sealed')).toEqual(all(COUNT));
+    expect(phase2.wire.from_a_esp).toBe(COUNT);
+    expect(phase2.wire.clear_with_text).toBe(0);
+  }, 180_000);
+});
