@@ -9,6 +9,11 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 /** RFC 5649 §3: the constant high-order half of the Alternative Initial Value. */
 const AIV_CONSTANT = Buffer.from([0xa6, 0x59, 0x59, 0xa6]);
+/**
+ * The same constant as octets, for code that runs the wrap elsewhere (e.g. @app/lkh's wrap worker
+ * thread, which cannot import this module) and passes it to `createCipheriv` as the IV.
+ */
+export const KEY_WRAP_AIV_CONSTANT: readonly number[] = [0xa6, 0x59, 0x59, 0xa6];
 /** RFC 5649 §4.1: a semiblock is 64 bits. */
 const SEMIBLOCK = 8;
 /** RFC 5649 §3: plaintexts are 1 .. 2^32 octets; we cap far lower, keys are short. */
@@ -28,6 +33,11 @@ export class KeyWrapError extends Error {
   ) {
     super(`${code}: ${message}`);
   }
+}
+
+/** node:crypto (OpenSSL) name of the RFC 5649 cipher for a KEK of `kekLength` octets. */
+export function keyWrapCipherName(kekLength: number): string {
+  return cipherName(kekLength);
 }
 
 function cipherName(kekLength: number): string {

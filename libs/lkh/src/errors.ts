@@ -11,6 +11,8 @@ export type LkhErrorCode =
   | 'INTEGRITY' // an unwrap failed RFC 5649's integrity check
   | 'EXCLUDED' // the member cannot derive the new root key: it is no longer in the group
   | 'BAD_SNAPSHOT' // a persisted tree is inconsistent or does not open under the given KEK
+  | 'BUSY' // a parallel rekey of this tree is pending: no other rekey until it settles
+  | 'WORKER_FAILED' // the wrap worker thread died or failed (wrap-engine.ts; the batch completes here)
   ;
 
 const REREGISTER: ReadonlySet<LkhErrorCode> = new Set<LkhErrorCode>(['MISSED_REKEY', 'EXCLUDED']);

@@ -5,5 +5,6 @@ export * from './random.js';
 export * from './layout.js';
 export * from './rekey.js';
 export * from './tree.js';
+export * from './wrap-engine.js';
 export * from './member-keys.js';
 export * from './store.js';

@@ -1,10 +1,10 @@
 import type { WrappedKey } from '@app/codec';
-import { aesKeyWrapPad } from '@app/crypto';
 import { LKH_DEFAULT_DEGREE, LKH_DEFAULT_KEY_SIZE, LKH_KEY_SIZES, LKH_MIN_HEIGHT, type LkhKeySize } from './constants.js';
 import { LkhError } from './errors.js';
 import { TreeLayout } from './layout.js';
 import { cryptoRandomFill, type RandomFill } from './random.js';
 import type { JoinedMember, LkhChangeSet, RekeyBatch, RekeyResult } from './rekey.js';
+import { SYNC_WRAP_ENGINE, wrapBatchSync, wrappedLength, type WrapBatch, type WrapEngine } from './wrap-engine.js';
 
 export interface LkhTreeOptions {
   /** Tree degree d, 2..16 (default 4). */
@@ -13,6 +13,11 @@ export interface LkhTreeOptions {
   keySize?: LkhKeySize;
   /** Source of fresh keys (default: node:crypto's CSPRNG). */
   random?: RandomFill;
+  /**
+   * Who performs the wraps of `rekeyParallel` (default: the calling thread, SYNC_WRAP_ENGINE).
+   * A ParallelWrapEngine splits large batches with a worker thread. `rekey()` is always synchronous.
+   */
+  wrapEngine?: WrapEngine;
 }
 
 /** One node as persisted: its version and key (null while its subtree holds no member). */
@@ -40,6 +45,30 @@ const HAD_KEY = 1; // held a key before the batch (someone may hold the old key)
 const TAINT = 2; // a member that held the old key left: the old key must not be used
 const JOIN = 4; // a member joined below: it needs the new key through a new child key
 const EMPTY_KEY = Buffer.alloc(0);
+
+/** A batch worked out by LkhTree.plan, waiting for its wraps (see LkhTree.commit). */
+interface RekeyPlan {
+  /** The tree's epoch when planned: commit refuses a plan made for another state. */
+  readonly epoch: number;
+  readonly leaves: number[];
+  readonly joinedLeaves: readonly number[];
+  /** Touched nodes (slot i): node index, level, position, member count after the batch. */
+  readonly mNode: readonly number[];
+  readonly mLevel: readonly number[];
+  readonly mPos: readonly number[];
+  readonly mCount1: readonly number[];
+  /** Slots bottom-up. */
+  readonly order: readonly number[];
+  /** New key of slot i at i * keySize (zeroed by commit). */
+  readonly fresh: Buffer;
+  readonly newHeight: number;
+  readonly newMembers: number;
+  readonly chain: ReadonlyMap<number, number>;
+  /** Wrap k delivers keyIds[k] under kwkIds[k]; its key and KWK are job k of `jobs`. */
+  readonly keyIds: readonly number[];
+  readonly kwkIds: readonly number[];
+  readonly jobs: WrapBatch;
+}
 
 /**
  * The GCKS's Logical Key Hierarchy (RFC 2627 §5.4; Wong, Gouda and Lam's key graphs) with batched
@@ -69,6 +98,8 @@ export class LkhTree {
   readonly degree: number;
   readonly keySize: LkhKeySize;
   private readonly random: RandomFill;
+  private readonly engine: WrapEngine;
+  private busy = false;
 
   private heightValue = LKH_MIN_HEIGHT;
   private epochValue = 0;
@@ -88,6 +119,7 @@ export class LkhTree {
     }
     this.keySize = ks;
     this.random = options.random ?? cryptoRandomFill;
+    this.engine = options.wrapEngine ?? SYNC_WRAP_ENGINE;
     for (let l = 0; l <= this.layout.maxHeight; l++) {
       this.caps.push(0);
       this.keys.push(EMPTY_KEY);
@@ -209,14 +241,64 @@ export class LkhTree {
    * Applies a batch of leaves and joins and returns the one rekey that delivers the new keys.
    * Leaves are applied first, so joins reuse the leaves they vacate. Throws LkhError (and changes
    * nothing) for a leave of an empty or repeated leaf, or when the tree would be over capacity.
+   * The wraps run on the calling thread (see rekeyParallel for large batches).
    */
   rekey(batch: RekeyBatch): RekeyResult {
+    this.assertIdle();
+    const plan = this.plan(batch);
+    try {
+      return this.commit(plan, wrapBatchSync(plan.jobs));
+    } finally {
+      plan.jobs.material.fill(0);
+    }
+  }
+
+  /**
+   * The same rekey as `rekey(batch)` - byte for byte, for the same randomness - with its wraps done
+   * by the tree's wrap engine (`options.wrapEngine`, e.g. a ParallelWrapEngine, which splits a large
+   * batch with a worker thread and does small ones on the calling thread). While it is pending the
+   * tree reads as before the batch and every other rekey, join or leave is refused with
+   * LkhError('BUSY'); if it rejects, nothing changed.
+   */
+  async rekeyParallel(batch: RekeyBatch): Promise<RekeyResult> {
+    this.assertIdle();
+    const plan = this.plan(batch);
+    this.busy = true;
+    try {
+      const out = await this.engine.wrap(plan.jobs);
+      if (out.length !== plan.jobs.count * wrappedLength(this.keySize)) {
+        throw new LkhError('BAD_WRAP', `the wrap engine returned ${out.length} octets for ${plan.jobs.count} wraps`);
+      }
+      return this.commit(plan, out);
+    } finally {
+      this.busy = false;
+      plan.jobs.material.fill(0);
+    }
+  }
+
+  /** True while a rekeyParallel is pending. */
+  get isBusy(): boolean {
+    return this.busy;
+  }
+
+  private assertIdle(): void {
+    if (this.busy) throw new LkhError('BUSY', 'a parallel rekey of this tree is pending');
+  }
+
+  /**
+   * Works out a batch: which nodes change, their fresh keys and versions, and which wraps (key,
+   * KWK) the rekey needs, in dependency order. Member counts, height and membership are moved to
+   * the post-batch state while it decides, then put back: the tree is unchanged until commit().
+   */
+  private plan(batch: RekeyBatch): RekeyPlan {
     const leaves = batch.leaves ?? [];
     const joins = batch.joins ?? 0;
     this.checkBatch(leaves, joins);
     const d = this.degree;
     const ks = this.keySize;
     const layout = this.layout;
+    const oldHeight = this.heightValue;
+    const oldMembers = this.members;
 
     // --- mark: every node on the path of a changed leaf -------------------------------------
     const index = new Map<number, number>(); // node -> slot in the arrays below
@@ -224,6 +306,7 @@ export class LkhTree {
     const mLevel: number[] = [];
     const mPos: number[] = [];
     const mFlags: number[] = [];
+    const mCount0: number[] = []; // member count before the batch
     const touch = (l: number, p: number, flag: number): void => {
       const node = layout.node(l, p);
       let i = index.get(node);
@@ -233,94 +316,161 @@ export class LkhTree {
         mNode.push(node);
         mLevel.push(l);
         mPos.push(p);
-        mFlags.push(this.countAt(l, p) > 0 && (l > 0 || this.versionAt(l, p) > 0) ? HAD_KEY : 0);
+        const count = this.countAt(l, p);
+        mCount0.push(count);
+        mFlags.push(count > 0 && (l > 0 || this.versionAt(l, p) > 0) ? HAD_KEY : 0);
       }
       mFlags[i] = mFlags[i]! | flag;
     };
 
-    for (const leaf of leaves) {
-      let p = leaf;
-      for (let l = 0; l <= this.heightValue; l++) {
-        touch(l, p, TAINT);
-        this.counts[l]![p]! -= 1;
-        p = Math.floor(p / d);
-      }
-      this.members--;
-    }
-
+    const mCount1: number[] = [];
     const joinedLeaves: number[] = [];
-    for (let j = 0; j < joins; j++) {
-      if (this.members === d ** this.heightValue) this.grow(touch);
-      const leaf = this.lowestFreeLeaf();
-      joinedLeaves.push(leaf);
-      let p = leaf;
-      for (let l = 0; l <= this.heightValue; l++) {
-        this.ensure(l, p);
-        touch(l, p, JOIN);
-        this.counts[l]![p]! += 1;
-        p = Math.floor(p / d);
-      }
-      this.members++;
-    }
-
-    // --- fresh keys for every touched node that is not empty afterwards ----------------------
-    // Bottom-up: bucket the touched nodes by level (node order within a level does not matter).
-    const byLevel: number[][] = [];
-    for (let l = 0; l <= this.heightValue; l++) byLevel.push([]);
-    for (let i = 0; i < mNode.length; i++) byLevel[mLevel[i]!]!.push(i);
-    const order = byLevel.flat();
-    const fresh = Buffer.allocUnsafe(mNode.length * ks);
-    this.random(fresh);
-    const newVersion = (i: number) => this.versions[mLevel[i]!]![mPos[i]!]! + 1;
-
-    // --- wraps, bottom-up ---------------------------------------------------------------------
-    const wraps: WrappedKey[] = [];
+    const keyIds: number[] = [];
+    const kwkIds: number[] = [];
     const chain = new Map<number, number>(); // new KWK with a joiner below -> wrap it opens
-    const job = (keyId: number, key: Buffer, kwkId: number, kwk: Buffer): void => {
-      wraps.push({ keyId, kwkId, encryptedKey: aesKeyWrapPad(kwk, key) });
-    };
-    for (const i of order) {
-      const l = mLevel[i]!;
-      const p = mPos[i]!;
-      if (l === 0 || this.countAt(l, p) === 0) continue;
-      const vKey = fresh.subarray(i * ks, (i + 1) * ks);
-      const vKeyId = layout.keyId(mNode[i]!, newVersion(i));
-      const flags = mFlags[i]!;
-      let nonEmpty = 0;
-      let withJoin = 0;
-      for (let j = 0; j < d; j++) {
-        const c = p * d + j;
-        if (this.countAt(l - 1, c) === 0) continue;
-        nonEmpty++;
-        const ci = index.get(layout.node(l - 1, c));
-        if (ci !== undefined && (mFlags[ci]! & JOIN) !== 0) withJoin++;
+    let order: number[] = [];
+    let fresh = EMPTY_KEY;
+    let material = EMPTY_KEY;
+    let newHeight = oldHeight;
+    let newMembers = oldMembers;
+    let planned = false;
+    try {
+      for (const leaf of leaves) {
+        let p = leaf;
+        for (let l = 0; l <= this.heightValue; l++) {
+          touch(l, p, TAINT);
+          this.counts[l]![p]! -= 1;
+          p = Math.floor(p / d);
+        }
+        this.members--;
       }
-      const oldUsable = (flags & HAD_KEY) !== 0 && (flags & TAINT) === 0;
-      const underOld = oldUsable && 1 + withJoin < nonEmpty;
-      if (underOld) job(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p));
-      for (let j = 0; j < d; j++) {
-        const c = p * d + j;
-        if (this.countAt(l - 1, c) === 0) continue;
-        const cNode = layout.node(l - 1, c);
-        const ci = index.get(cNode);
-        if (ci === undefined) {
-          if (underOld) continue; // its members hold the old v
-          job(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c));
-        } else {
-          if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
-          const kwkId = layout.keyId(cNode, newVersion(ci));
-          if ((mFlags[ci]! & JOIN) !== 0) chain.set(kwkId, wraps.length); // a joiner's path goes up here
-          job(vKeyId, vKey, kwkId, fresh.subarray(ci * ks, (ci + 1) * ks));
+
+      for (let j = 0; j < joins; j++) {
+        if (this.members === d ** this.heightValue) this.grow(touch);
+        const leaf = this.lowestFreeLeaf();
+        joinedLeaves.push(leaf);
+        let p = leaf;
+        for (let l = 0; l <= this.heightValue; l++) {
+          this.ensure(l, p);
+          touch(l, p, JOIN);
+          this.counts[l]![p]! += 1;
+          p = Math.floor(p / d);
+        }
+        this.members++;
+      }
+
+      // --- fresh keys for every touched node that is not empty afterwards ----------------------
+      // Bottom-up: bucket the touched nodes by level (node order within a level does not matter).
+      const byLevel: number[][] = [];
+      for (let l = 0; l <= this.heightValue; l++) byLevel.push([]);
+      for (let i = 0; i < mNode.length; i++) byLevel[mLevel[i]!]!.push(i);
+      order = byLevel.flat();
+      fresh = Buffer.allocUnsafe(mNode.length * ks);
+      this.random(fresh);
+      const newVersion = (i: number) => this.versions[mLevel[i]!]![mPos[i]!]! + 1;
+
+      // --- wraps, bottom-up: a touched internal node has at most d + 1 -------------------------
+      let internal = 0;
+      for (let i = 0; i < mNode.length; i++) if (mLevel[i]! > 0) internal++;
+      material = Buffer.alloc(internal * (d + 1) * 2 * ks);
+      const job = (keyId: number, key: Buffer, kwkId: number, kwk: Buffer): void => {
+        const at = keyIds.length * 2 * ks;
+        kwk.copy(material, at);
+        key.copy(material, at + ks);
+        keyIds.push(keyId);
+        kwkIds.push(kwkId);
+      };
+      for (const i of order) {
+        const l = mLevel[i]!;
+        const p = mPos[i]!;
+        if (l === 0 || this.countAt(l, p) === 0) continue;
+        const vKey = fresh.subarray(i * ks, (i + 1) * ks);
+        const vKeyId = layout.keyId(mNode[i]!, newVersion(i));
+        const flags = mFlags[i]!;
+        let nonEmpty = 0;
+        let withJoin = 0;
+        for (let j = 0; j < d; j++) {
+          const c = p * d + j;
+          if (this.countAt(l - 1, c) === 0) continue;
+          nonEmpty++;
+          const ci = index.get(layout.node(l - 1, c));
+          if (ci !== undefined && (mFlags[ci]! & JOIN) !== 0) withJoin++;
+        }
+        const oldUsable = (flags & HAD_KEY) !== 0 && (flags & TAINT) === 0;
+        const underOld = oldUsable && 1 + withJoin < nonEmpty;
+        if (underOld) job(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p));
+        for (let j = 0; j < d; j++) {
+          const c = p * d + j;
+          if (this.countAt(l - 1, c) === 0) continue;
+          const cNode = layout.node(l - 1, c);
+          const ci = index.get(cNode);
+          if (ci === undefined) {
+            if (underOld) continue; // its members hold the old v
+            job(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c));
+          } else {
+            if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
+            const kwkId = layout.keyId(cNode, newVersion(ci));
+            if ((mFlags[ci]! & JOIN) !== 0) chain.set(kwkId, keyIds.length); // a joiner's path goes up here
+            job(vKeyId, vKey, kwkId, fresh.subarray(ci * ks, (ci + 1) * ks));
+          }
         }
       }
+      planned = true;
+    } finally {
+      if (!planned) {
+        fresh.fill(0);
+        material.fill(0);
+      }
+      // --- put the counts back: nothing is visible until commit() ----------------------------
+      for (let i = 0; i < mNode.length; i++) {
+        const l = mLevel[i]!;
+        const p = mPos[i]!;
+        mCount1[i] = this.counts[l]![p]!;
+        this.counts[l]![p] = mCount0[i]!;
+      }
+      newHeight = this.heightValue;
+      newMembers = this.members;
+      this.heightValue = oldHeight;
+      this.members = oldMembers;
     }
 
-    // --- commit ------------------------------------------------------------------------------
-    for (const i of order) {
+    return {
+      epoch: this.epochValue,
+      leaves: [...leaves],
+      joinedLeaves,
+      mNode,
+      mLevel,
+      mPos,
+      mCount1,
+      order,
+      fresh,
+      newHeight,
+      newMembers,
+      chain,
+      keyIds,
+      kwkIds,
+      jobs: { count: keyIds.length, keySize: ks, material },
+    };
+  }
+
+  /** Makes a planned batch the tree's state and builds its rekey from the engine's output. */
+  private commit(plan: RekeyPlan, wrapped: Buffer): RekeyResult {
+    if (plan.epoch !== this.epochValue) throw new LkhError('BUSY', 'the tree changed while the rekey was computed');
+    const ks = this.keySize;
+    const w = wrappedLength(ks);
+    const wraps: WrappedKey[] = new Array<WrappedKey>(plan.keyIds.length);
+    for (let k = 0; k < wraps.length; k++) {
+      wraps[k] = { keyId: plan.keyIds[k]!, kwkId: plan.kwkIds[k]!, encryptedKey: wrapped.subarray(k * w, (k + 1) * w) };
+    }
+    this.heightValue = plan.newHeight;
+    this.members = plan.newMembers;
+    const { mLevel, mPos, mCount1, fresh } = plan;
+    for (const i of plan.order) {
       const l = mLevel[i]!;
       const p = mPos[i]!;
+      this.counts[l]![p] = mCount1[i]!;
       const dst = this.keys[l]!;
-      if (this.countAt(l, p) === 0) {
+      if (mCount1[i] === 0) {
         dst.fill(0, p * ks, (p + 1) * ks);
       } else {
         this.versions[l]![p]! += 1;
@@ -331,9 +481,9 @@ export class LkhTree {
     this.epochValue++;
 
     const rekey = { epoch: this.epochValue, rootKeyId: this.rootKeyId, wraps };
-    const joined = joinedLeaves.map((leaf) => this.joinedMember(leaf, wraps, chain));
-    const changes: LkhChangeSet = { epoch: this.epochValue, height: this.heightValue, nodes: order.map((i) => mNode[i]!) };
-    return { rekey, joined, left: [...leaves], changes };
+    const joined = plan.joinedLeaves.map((leaf) => this.joinedMember(leaf, wraps, plan.chain));
+    const changes: LkhChangeSet = { epoch: this.epochValue, height: this.heightValue, nodes: plan.order.map((i) => plan.mNode[i]!) };
+    return { rekey, joined, left: plan.leaves, changes };
   }
 
   private joinedMember(leaf: number, wraps: readonly WrappedKey[], chain: ReadonlyMap<number, number>): JoinedMember {
