@@ -1,0 +1,257 @@
+/**
+ * Issue 6, scenario 2 (root only): Appendix A.2 of the architecture (RFC 5374) end to end. The
+ * compiled GCKS and 17 compiled member agents in TUN mode, each in its own namespace on one bridge:
+ * 16 speakers and one receiver-only member of a 'per-speaker' group (maxSpeakers 16). The GCKS gives
+ * every speaker SAs of its own whose source selector is the speaker's address and announces them to
+ * the group in batched GSA_REKEYs. All 16 speak at once (unmodified Python senders, 100 datagrams
+ * each at 50/s). Checked through the agents' status: every member holds 16 per-speaker SAs with 16
+ * distinct SPIs, one per speaker address; each speaker sends only on its own SA; every speaker's
+ * datagrams reach every other member exactly once, each counted on that speaker's SA, and no packet
+ * is dropped as a replay or for lack of an SA (anti-replay is per SA: one window per speaker).
+ * Then a speaker leaves: the others delete its SA and keep theirs, rolled over.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
+import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
+
+const reason = netnsSkipReason();
+if (reason) console.log(`[netns] agent-a2.test.ts skipped: ${reason}`);
+
+const GROUP = '239.194.2.1';
+const REKEY = '239.194.2.9';
+const DATA_PORT = 5000;
+const STATUS_PORT = 7480;
+const SPEAKERS = 16;
+const PER_SPEAKER = 100;
+const GAP_MS = 20; // 50 datagrams/s per speaker
+const ATD = 2;
+const DTD = 2;
+
+interface SaView {
+  spi: string;
+  source?: string;
+  edge: string;
+  packetsIn: number;
+  packetsOut: number;
+}
+interface StatusView {
+  groups: { name: string; state: string; sas: SaView[]; counters: Record<string, number> }[];
+  datapath: { sent: number; delivered: number; drops: Record<string, number> };
+}
+
+/** GET /status from inside a namespace (Python starts faster than a second Node). */
+const PY_STATUS = `import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:%s/status' % sys.argv[1], timeout=5).read().decode())`;
+
+describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA each, a receiver-only member, 18 namespaces on a bridge', () => {
+  const lab = new NetnsLab('a2');
+  let work = '';
+  let gcks: NetnsGcks;
+  let groupId = '';
+  let hosts: LabHost[] = []; // speakers s1..s16, then the receiver r
+  const names = [...Array.from({ length: SPEAKERS }, (_, i) => `s${i + 1}`), 'r'];
+  const agents = new Map<string, JsonLines>();
+  const received = new Map<string, JsonLines>();
+
+  const hostOf = (name: string) => hosts[names.indexOf(name)]!;
+  const speakerNames = names.slice(0, SPEAKERS);
+  async function status(name: string): Promise<StatusView> {
+    const r = await lab.run(hostOf(name).ns, PYTHON, ['-c', PY_STATUS, String(STATUS_PORT)]);
+    return JSON.parse(r.stdout) as StatusView;
+  }
+  const statuses = async () => new Map(await Promise.all(names.map(async (n) => [n, await status(n)] as const)));
+  /** The datagrams "<speaker> NNNN" one host's application received, by speaker. */
+  function got(host: string): Map<string, { from: string; n: number }[]> {
+    const out = new Map<string, { from: string; n: number }[]>();
+    for (const l of received.get(host)!.lines) {
+      if (l['ev'] !== 'msg') continue;
+      const [who, num] = String(l['data']).split(' ');
+      if (!who || num === undefined) continue;
+      let list = out.get(who);
+      if (!list) out.set(who, (list = []));
+      list.push({ from: String(l['from']), n: Number(num) });
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    assertBuilt(GCKS_MAIN);
+    assertBuilt(AGENT_MAIN);
+    work = mkdtempSync(join(tmpdir(), 'groupsec-a2-netns-'));
+    const made = await lab.bridge([
+      { suffix: 'g', ipv4: '198.51.100.200' },
+      ...names.map((n, i) => ({ suffix: n, ipv4: n === 'r' ? '198.51.100.100' : `198.51.100.${i + 1}` })),
+    ]);
+    const g = made[0]!;
+    hosts = made.slice(1);
+    await Promise.all(made.map((h) => lab.sysctl(h.ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0', 'net.ipv6.conf.all.disable_ipv6': '1' })));
+    gcks = new NetnsGcks(lab, g, join(work, 'gcks'));
+    await gcks.start();
+    groupId = (await gcks.ok<{ id: string }>('POST', '/groups', { name: 'a2', address: GROUP, serviceModel: 'per-speaker', maxSpeakers: SPEAKERS, rekeyAddress: REKEY, rekeyPort: 4600 })).id;
+    await gcks.ok('POST', `/groups/${groupId}/policies`, { name: 'a2-data', protocol: 17, destinationPort: DATA_PORT, udpEncapsulation: true, atd: ATD, dtd: DTD });
+    await gcks.saveAnchor(join(work, 'owner.pem'));
+    const psk = (name: string) => `a2-psk-${name}-0123456789abcdef`;
+    for (const name of names) {
+      await gcks.ok('POST', `/groups/${groupId}/pad-rules`, { kind: 'member', idType: 'psk', pattern: `${name}.a2`, role: name === 'r' ? 'receiver' : 'speaker', psk: psk(name) });
+    }
+    // All 17 agents start at once: the speakers' joins fall into few batched announcements.
+    await Promise.all(
+      names.map(async (name) => {
+        const h = hostOf(name);
+        const cfg = {
+          identity: { kind: 'psk', id: `${name}.a2`, secret: psk(name) },
+          trustAnchor: join(work, 'owner.pem'),
+          gcks: [{ address: g.ipv4, port: 4500 }],
+          groups: [{ name: 'a2', role: name === 'r' ? 'receiver' : 'speaker', address: GROUP, dataPort: DATA_PORT }],
+          datapath: { mode: 'tun', localAddress: h.ipv4, multicastInterface: h.ipv4, tunName: 'gstun0' },
+          status: { port: STATUS_PORT },
+          logLevel: 'warn',
+        };
+        agents.set(name, await startAgent(lab, h.ns, join(work, `${name}.json`), cfg));
+      }),
+    );
+    for (const name of names) {
+      let last: StatusView | undefined;
+      await waitFor(`registration of ${name}`, async () => (last = await status(name)).groups[0]?.state === 'registered', 60_000).catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(last)}`);
+      });
+    }
+    for (const name of names) {
+      const lines = new JsonLines(lab.spawn(hostOf(name).ns, PYTHON, ['-u', '-c', PY_RECEIVER, GROUP, String(DATA_PORT)]));
+      await lines.next((l) => l['ev'] === 'ready');
+      received.set(name, lines);
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await lab.cleanup();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('every member holds one SA per speaker (16 distinct SPIs, source = the speaker), announced in batches', async () => {
+    const speakerAddresses = speakerNames.map((n) => hostOf(n).ipv4).sort();
+    let all = new Map<string, StatusView>();
+    await waitFor(
+      'every agent holding the 16 speakers’ SAs',
+      async () => {
+        all = await statuses();
+        return [...all.values()].every((s) => new Set(s.groups[0]!.sas.filter((x) => x.edge !== 'trailing').map((x) => x.source)).size === SPEAKERS);
+      },
+      30_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify([...all].map(([n, s]) => [n, s.groups[0]!.sas.length]))}`);
+    });
+    const reference = all.get('r')!.groups[0]!.sas;
+    for (const [name, s] of all) {
+      const sas = s.groups[0]!.sas;
+      expect(sas.map((x) => x.source).sort(), name).toEqual(speakerAddresses);
+      expect(new Set(sas.map((x) => x.spi)).size, name).toBe(SPEAKERS);
+      // Everyone holds the same SA for a given speaker.
+      expect(sas.map((x) => `${x.source}=${x.spi}`).sort(), name).toEqual(reference.map((x) => `${x.source}=${x.spi}`).sort());
+    }
+    const keys = await gcks.ok<{ lastMessageId: number; speakers?: number; members: number }>('GET', `/groups/${groupId}/keys`);
+    console.log(`[netns] A.2 setup: 17 agents registered (16 speakers, 1 receiver-only), ${SPEAKERS} per-speaker SAs at every member; GCKS: ${JSON.stringify(keys)}; announcements (GSA_REKEY, pool refills included): Message IDs 0..${keys.lastMessageId}`);
+  }, 60_000);
+
+  it(`all 16 speak at once (${PER_SPEAKER} datagrams each at 50/s): every member receives every other speaker exactly once, each on that speaker's SA`, async () => {
+    const before = await statuses();
+    const started = Date.now();
+    await Promise.all(speakerNames.map((n) => lab.run(hostOf(n).ns, PYTHON, ['-c', PY_SENDER, GROUP, String(DATA_PORT), String(PER_SPEAKER), n, String(GAP_MS)])));
+    const sentIn = (Date.now() - started) / 1000;
+    const complete = () => names.every((h) => speakerNames.every((s) => s === h || (got(h).get(s)?.length ?? 0) >= PER_SPEAKER));
+    await waitFor('delivery', complete, 20_000).catch(() => undefined);
+    await sleep(500); // late duplicates would show up here
+    const after = await statuses();
+
+    // Figures: per host, from every other speaker.
+    const lines: string[] = [];
+    let totalLost = 0;
+    let totalDup = 0;
+    for (const h of names) {
+      const m = got(h);
+      let recv = 0;
+      let lost = 0;
+      let dup = 0;
+      for (const s of speakerNames) {
+        if (s === h) continue;
+        const list = m.get(s) ?? [];
+        const unique = new Set(list.map((x) => x.n));
+        recv += list.length;
+        lost += PER_SPEAKER - unique.size;
+        dup += list.length - unique.size;
+      }
+      totalLost += lost;
+      totalDup += dup;
+      const expected = PER_SPEAKER * (h === 'r' ? SPEAKERS : SPEAKERS - 1);
+      lines.push(`${h}=${recv}/${expected}${lost || dup ? ` (lost ${lost}, dup ${dup})` : ''}`);
+    }
+    console.log(
+      `[netns] A.2: 16 speakers sent ${SPEAKERS * PER_SPEAKER} datagrams (${PER_SPEAKER} each at ${1000 / GAP_MS}/s, all at once, ${sentIn.toFixed(1)} s); received per host: ${lines.join(' ')}; lost ${totalLost}, duplicates ${totalDup}`,
+    );
+
+    for (const h of names) {
+      const m = got(h);
+      for (const s of speakerNames) {
+        if (s === h) continue;
+        const list = m.get(s) ?? [];
+        expect(list.map((x) => x.n), `${h} from ${s}`).toEqual([...Array(PER_SPEAKER).keys()]);
+        // Address preservation: the application sees the speaker's own address.
+        expect(new Set(list.map((x) => x.from)), `${h} from ${s}`).toEqual(new Set([hostOf(s).ipv4]));
+      }
+    }
+    const perSa: string[] = [];
+    for (const h of names) {
+      const b = before.get(h)!;
+      const a = after.get(h)!;
+      const bySource = new Map(a.groups[0]!.sas.map((x) => [x.source!, x]));
+      const was = new Map(b.groups[0]!.sas.map((x) => [x.spi, x]));
+      const delta = (x: SaView, k: 'packetsIn' | 'packetsOut') => x[k] - (was.get(x.spi)?.[k] ?? 0);
+      for (const s of speakerNames) {
+        const sa = bySource.get(hostOf(s).ipv4)!;
+        if (s === h) {
+          // A speaker sends on its own SA only.
+          expect(delta(sa, 'packetsOut'), `${h} own SA`).toBe(PER_SPEAKER);
+        } else {
+          expect(delta(sa, 'packetsIn'), `${h}: SA of ${s}`).toBe(PER_SPEAKER);
+          expect(delta(sa, 'packetsOut'), `${h}: SA of ${s}`).toBe(0);
+        }
+      }
+      // One replay window per SA: 16 interleaved senders, nothing refused as a replay or unknown.
+      for (const k of ['replay', 'noSa', 'integrity']) expect(a.datapath.drops[k] ?? 0, `${h} drops ${k}`).toBe(b.datapath.drops[k] ?? 0);
+      expect(a.groups[0]!.counters['reRegistrations'], h).toBe(b.groups[0]!.counters['reRegistrations']);
+      const ins = a.groups[0]!.sas.map((x) => delta(x, 'packetsIn'));
+      perSa.push(`${h}:[${ins.join(',')}]`);
+    }
+    console.log(`[netns] A.2 per-SA packets in (one count per SA): ${perSa.slice(0, 2).join(' ')} … ${perSa[perSa.length - 1]}; replay/noSa drops 0 at all 17`);
+  }, 90_000);
+
+  it('a speaker leaves: the others delete its SA and keep one SA for each of the 15 remaining speakers', async () => {
+    const leaving = 's16';
+    const gone = hostOf(leaving).ipv4;
+    await stopChild(agents.get(leaving)!.child, 5000); // SIGTERM: the agent de-registers
+    await waitFor('the GCKS listing 15 speakers', async () => (await gcks.ok<{ speakers: number }>('GET', `/groups/${groupId}/keys`)).speakers === SPEAKERS - 1, 20_000);
+    const others = names.filter((n) => n !== leaving);
+    let all = new Map<string, StatusView>();
+    await waitFor(
+      `the others dropping ${leaving}'s SA`,
+      async () => {
+        all = new Map(await Promise.all(others.map(async (n) => [n, await status(n)] as const)));
+        return [...all.values()].every((s) => {
+          const sas = s.groups[0]!.sas;
+          return sas.filter((x) => x.source === gone).every((x) => x.edge === 'trailing') && new Set(sas.filter((x) => x.edge !== 'trailing').map((x) => x.source)).size === SPEAKERS - 1;
+        });
+      },
+      20_000,
+    );
+    for (const [n, s] of all) {
+      expect(s.groups[0]!.state, n).toBe('registered');
+      const live = s.groups[0]!.sas.filter((x) => x.edge !== 'trailing');
+      expect(live.map((x) => x.source).sort(), n).toEqual(others.filter((o) => o !== 'r').map((o) => hostOf(o).ipv4).sort());
+    }
+    console.log(`[netns] A.2 leave: ${leaving} de-registered; 16 remaining members hold ${SPEAKERS - 1} live per-speaker SAs each, ${leaving}'s retired`);
+  }, 60_000);
+});
