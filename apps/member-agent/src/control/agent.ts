@@ -133,7 +133,19 @@ export class MemberAgent {
       if (g.registration === 'at-start' || c.failMode === 'open') void s.register();
       // Fail-open receivers join the group on the link at once, so that its traffic sent in
       // clear by fail-open speakers reaches this host before any SA exists.
-      if (c.failMode === 'open' && g.address !== undefined && isMulticast(g.address)) agent.joinGroup(g.name, g.address);
+      if (c.failMode === 'open' && g.address !== undefined && isMulticast(g.address)) {
+        agent.joinGroup(g.name, g.address);
+        // Socket mode has no kernel path to the applications: the agent receives the group's
+        // plain UDP itself and its datapath delivers it while the entry is BYPASS (GSPD-I).
+        if (c.datapath.mode === 'socket' && g.dataPort !== undefined && g.dataPort === espPort) {
+          options.log.warn('fail-open cannot receive the group in clear: its data port is the ESP-in-UDP port', { group: g.name, port: espPort });
+        } else if (c.datapath.mode === 'socket' && g.dataPort !== undefined) {
+          const port = g.dataPort;
+          agent.net.listenPlain({ group: g.address, port, ...(g.source !== undefined ? { source: g.source } : {}) }).catch((err: Error) => {
+            options.log.error('cannot receive the group in clear (fail-open)', { group: g.name, error: err.message });
+          });
+        }
+      }
     }
     return agent;
   }

@@ -10,11 +10,16 @@
  *   - 'raw-ip' without raw sockets (socket mode, fail-open): a BYPASS packet that is UDP leaves as
  *     its bare UDP payload, multicast from the family's UdpBind socket to the same destination
  *     address and port ("plain UDP"). Its source port is that socket's, not the application's;
- *     any other protocol, a fragment, or ESP cannot be carried this way and is counted.
+ *     any other protocol, a fragment, or ESP cannot be carried this way and is counted. In the
+ *     other direction `listenPlain` receives the group's plain UDP on its data port and hands each
+ *     datagram to the datapath as an IP packet rebuilt from the socket's addresses ('raw-ip'), so
+ *     GSPD-I decides: delivered while the group's entry is BYPASS, dropped (counted) once it is
+ *     PROTECT.
  *
  * A datagram goes to the bind of its framing and family; one this network cannot carry is counted
  * under `rejected`. Joins go to every bind of the group's family.
  */
+import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
 import { addressBytes, addressFamily } from './ip-address.js';
@@ -56,6 +61,11 @@ export interface AgentNetworkStats {
   rejected: number;
   /** UDP bypass datagrams sent as plain UDP (socket mode, fail-open). */
   plainUdpSent: number;
+  /** Plain UDP datagrams received for a group (socket mode, fail-open), handed to the datapath. */
+  plainUdpReceived: number;
+  /** Our own plain UDP looped back and skipped. */
+  plainUdpOwn: number;
+  plainSocketErrors: number;
   udp4?: UdpBind['stats'];
   udp6?: UdpBind['stats'];
   raw4?: RawIpBind['stats'];
@@ -95,6 +105,9 @@ interface Family {
 export class AgentNetwork implements NetworkBind {
   private readonly counters = { rejected: 0, plainUdpSent: 0 };
   private readonly joined = new Set<string>();
+  private readonly plainSockets = new Map<string, dgram.Socket>();
+  private handler: ((datagram: InboundDatagram) => void) | undefined;
+  private readonly plainCounters = { plainUdpReceived: 0, plainUdpOwn: 0, plainSocketErrors: 0 };
 
   private constructor(
     private readonly families: { 4?: Family; 6?: Family },
@@ -199,6 +212,7 @@ export class AgentNetwork implements NetworkBind {
   }
 
   onReceive(handler: (datagram: InboundDatagram) => void): void {
+    this.handler = handler;
     for (const f of [this.families[4], this.families[6]]) {
       f?.udp.onReceive(handler);
       f?.raw?.onReceive(handler);
@@ -226,6 +240,54 @@ export class AgentNetwork implements NetworkBind {
     }
   }
 
+  /**
+   * Socket mode, fail-open: receive the group's plain UDP multicast on its data port (ASM, or SSM
+   * with `source`), each datagram handed to the receive handler as a rebuilt IP/UDP packet. Our
+   * own plain sends (looped back) are skipped. Idempotent per group and port.
+   */
+  async listenPlain(join: GroupJoin & { readonly port: number }): Promise<void> {
+    const family = addressFamily(join.group);
+    const f = this.families[family];
+    if (!f) throw new RangeError(`no IPv${family} address configured for group ${join.group}`);
+    const key = `${join.group}|${join.port}|${join.source ?? ''}`;
+    if (this.plainSockets.has(key)) return;
+    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', reuseAddr: true });
+    this.plainSockets.set(key, socket);
+    socket.on('error', () => void this.plainCounters.plainSocketErrors++);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ port: join.port, address: join.group, exclusive: false }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    if (join.source !== undefined) socket.addSourceSpecificMembership(join.source, join.group, f.joinInterface);
+    else socket.addMembership(join.group, f.joinInterface);
+    const own = f.udp.local;
+    const group = addressBytes(join.group);
+    socket.on('message', (msg, rinfo) => {
+      if (rinfo.port === own.port && rinfo.address === own.address) {
+        this.plainCounters.plainUdpOwn++;
+        return;
+      }
+      let src: Buffer;
+      try {
+        src = addressBytes(rinfo.address);
+      } catch {
+        this.plainCounters.plainSocketErrors++;
+        return;
+      }
+      this.plainCounters.plainUdpReceived++;
+      const packet = udpPacket(src, group, rinfo.port, join.port, msg);
+      if (!packet) return void this.counters.rejected++;
+      try {
+        this.handler?.({ framing: 'raw-ip', data: packet, srcAddress: rinfo.address, dstAddress: join.group, srcPort: 0, dstPort: 0 });
+      } catch {
+        this.plainCounters.plainSocketErrors++; // a throwing consumer must not become an uncaught exception
+      }
+    });
+  }
+
   /** The family's ESP-in-UDP bind, if that family is open. */
   udp(family: 4 | 6): UdpBind | undefined {
     return this.families[family]?.udp;
@@ -242,7 +304,7 @@ export class AgentNetwork implements NetworkBind {
   }
 
   get stats(): AgentNetworkStats {
-    const out: AgentNetworkStats = { ...this.counters };
+    const out: AgentNetworkStats = { ...this.counters, ...this.plainCounters };
     if (this.families[4]) out.udp4 = this.families[4].udp.stats;
     if (this.families[6]) out.udp6 = this.families[6].udp.stats;
     if (this.families[4]?.raw) out.raw4 = this.families[4].raw.stats;
@@ -251,6 +313,75 @@ export class AgentNetwork implements NetworkBind {
   }
 
   async close(): Promise<void> {
+    const plain = [...this.plainSockets.values()];
+    this.plainSockets.clear();
+    await Promise.all(plain.map((p) => new Promise<void>((resolve) => p.close(() => resolve()))));
     await Promise.all([this.families[4], this.families[6]].flatMap((f) => (f ? [f.udp.close(), f.raw?.close()] : [])));
   }
+}
+
+/** Internet checksum (RFC 1071) over `parts`, folded; `initial` carries a partial sum. */
+function checksum(parts: readonly Uint8Array[], initial = 0): number {
+  let sum = initial;
+  let odd = -1;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i++) {
+      if (odd < 0) odd = p[i]!;
+      else {
+        sum += (odd << 8) | p[i]!;
+        odd = -1;
+      }
+    }
+  }
+  if (odd >= 0) sum += odd << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/**
+ * An IPv4 or IPv6 packet carrying one UDP datagram (TTL / hop limit 1, the UDP checksum computed
+ * over the pseudo-header, RFC 768 / RFC 8200 §8.1), or undefined when it cannot fit 65,535 bytes.
+ */
+export function udpPacket(src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): Buffer | undefined {
+  const v6 = src.length === 16;
+  const ipLength = v6 ? IPV6_HEADER : IPV4_MIN_HEADER;
+  const udpLength = UDP_HEADER + payload.length;
+  if (udpLength + (v6 ? 0 : ipLength) > 0xffff) return undefined;
+  const p = Buffer.alloc(ipLength + udpLength);
+  if (v6) {
+    p.writeUInt32BE(0x60000000, 0);
+    p.writeUInt16BE(udpLength, 4);
+    p[6] = PROTO_UDP;
+    p[7] = 1;
+    p.set(src, 8);
+    p.set(dst, 24);
+  } else {
+    p[0] = 0x45;
+    p.writeUInt16BE(ipLength + udpLength, 2);
+    p[8] = 1;
+    p[9] = PROTO_UDP;
+    p.set(src, 12);
+    p.set(dst, 16);
+    p.writeUInt16BE(checksum([p.subarray(0, IPV4_MIN_HEADER)]), 10);
+  }
+  const u = ipLength;
+  p.writeUInt16BE(srcPort, u);
+  p.writeUInt16BE(dstPort, u + 2);
+  p.writeUInt16BE(udpLength, u + 4);
+  p.set(payload, u + UDP_HEADER);
+  const pseudo = Buffer.alloc(v6 ? 40 : 12);
+  if (v6) {
+    pseudo.set(src, 0);
+    pseudo.set(dst, 16);
+    pseudo.writeUInt32BE(udpLength, 32);
+    pseudo[39] = PROTO_UDP;
+  } else {
+    pseudo.set(src, 0);
+    pseudo.set(dst, 4);
+    pseudo[9] = PROTO_UDP;
+    pseudo.writeUInt16BE(udpLength, 10);
+  }
+  const sum = checksum([pseudo, p.subarray(u)]);
+  p.writeUInt16BE(sum === 0 ? 0xffff : sum, u + 6);
+  return p;
 }

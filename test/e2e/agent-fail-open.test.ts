@@ -1,0 +1,130 @@
+import dgram from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAgentConfig } from '../../apps/member-agent/src/config/agent-config.js';
+import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
+import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
+import { TestGcks } from '../support/agent-gcks.js';
+
+/**
+ * Fail-open in socket mode (no root), on loopback, with a GCKS that does not answer: a fail-open
+ * speaker's application payload leaves as plain UDP multicast to the group's data port (seen by
+ * an ordinary listener on the group), and a fail-open receiver's agent takes that plain UDP in and
+ * delivers it to its subscribed application through the datapath's BYPASS entry; a fail-close
+ * speaker's payload never leaves (held, then dropped). Nothing is ESP because nobody registered.
+ */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PSK = 'correct horse battery staple';
+const GROUP = `239.78.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+const REKEY_GROUP = `239.79.${process.pid % 250}.${(process.pid >> 8) % 250}`;
+
+async function freePort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A UDP socket on 127.0.0.1 recording the first 32-bit number of every datagram. */
+async function udpSocket(bind?: { address: string; port: number; group: string }): Promise<{ socket: dgram.Socket; got: number[] }> {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  const got: number[] = [];
+  socket.on('message', (m) => got.push(m.length >= 4 ? m.readUInt32BE(0) : -1));
+  await new Promise<void>((r) => socket.bind(bind?.port ?? 0, bind?.address ?? '127.0.0.1', () => r()));
+  if (bind) socket.addMembership(bind.group, '127.0.0.1');
+  return { socket, got };
+}
+
+describe('member agent fail-open in socket mode (GCKS not answering)', () => {
+  let gcks: TestGcks; // only its Group Owner key (the trust anchor); the agents talk to `silent`
+  let silent: dgram.Socket; // a GCKS address that never answers
+  let dataPort = 0;
+  let espPort = 0;
+  const agents: MemberAgent[] = [];
+  const sockets: dgram.Socket[] = [];
+
+  async function agent(id: string, role: 'speaker' | 'receiver', failMode: 'open' | 'close') {
+    const applicationPort = await freePort();
+    const config = parseAgentConfig(
+      {
+        identity: { kind: 'psk', id, secret: PSK },
+        trustAnchor: 'unused.pem',
+        gcks: [{ address: '127.0.0.1', port: (silent.address() as { port: number }).port }],
+        groups: [{ name: 'fo', role, registration: 'on-demand', applicationPort, address: GROUP, dataPort }],
+        failMode,
+        ikeTimeoutMs: 100,
+        ikeTries: 1,
+      },
+      '/',
+    );
+    const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort });
+    agents.push(a);
+    const app = await udpSocket();
+    sockets.push(app.socket);
+    const send = (n: number) => {
+      const b = Buffer.alloc(32);
+      b.writeUInt32BE(n, 0);
+      app.socket.send(b, applicationPort, '127.0.0.1');
+    };
+    return { a, app, send, subscribe: () => app.socket.send(Buffer.alloc(0), applicationPort, '127.0.0.1') };
+  }
+
+  beforeAll(async () => {
+    dataPort = await freePort();
+    espPort = await freePort();
+    gcks = await TestGcks.start({ group: 'fo', groupAddress: GROUP, dataPort, rekeyAddress: REKEY_GROUP, rekeyPort: await freePort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    silent = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    sockets.push(silent);
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    for (const s of sockets) s.close();
+    await gcks?.close();
+  });
+
+  it('the fail-open speaker reaches the wire and the fail-open receiver in clear; the fail-close speaker reaches nobody', async () => {
+    const COUNT = 20;
+    const wire = await udpSocket({ address: GROUP, port: dataPort, group: GROUP });
+    sockets.push(wire.socket);
+    const open = await agent('open.speakers.test', 'speaker', 'open');
+    const closed = await agent('closed.speakers.test', 'speaker', 'close');
+    const rx = await agent('rx.rx.test', 'receiver', 'open');
+    rx.subscribe();
+    await sleep(200);
+    for (let i = 0; i < COUNT; i++) {
+      open.send(i);
+      closed.send(1000 + i);
+      await sleep(2);
+    }
+    await waitFor('clear delivery', () => rx.app.got.length >= COUNT && wire.got.length >= COUNT).catch(() => undefined);
+    await sleep(300);
+    const figures = {
+      sent: { open: COUNT, closed: COUNT },
+      wire_plain_udp: { from_open: wire.got.filter((n) => n < 1000).length, from_closed: wire.got.filter((n) => n >= 1000).length },
+      rx_app: { from_open: rx.app.got.filter((n) => n < 1000).length, from_closed: rx.app.got.filter((n) => n >= 1000).length },
+      open_network: { plainUdpSent: open.a.net.stats.plainUdpSent, espSent: open.a.datapath.stats().sent },
+      rx_network: { plainUdpReceived: rx.a.net.stats.plainUdpReceived, delivered: rx.a.datapath.stats().delivered },
+      closed_datapath: { sent: closed.a.datapath.stats().sent, held: closed.a.datapath.stats().held, drops: closed.a.datapath.stats().drops.queueFull },
+      states: agents.map((a) => a.sessions.get('fo')!.state),
+    };
+    console.log(`[e2e] fail-open, socket mode: ${JSON.stringify(figures)}`);
+    expect(agents.every((a) => a.sessions.get('fo')!.state !== 'registered')).toBe(true);
+    expect(wire.got.filter((n) => n < 1000).sort((x, y) => x - y)).toEqual([...Array(COUNT).keys()]);
+    expect(rx.app.got.filter((n) => n < 1000).sort((x, y) => x - y)).toEqual([...Array(COUNT).keys()]);
+    expect(wire.got.filter((n) => n >= 1000)).toEqual([]);
+    expect(rx.app.got.filter((n) => n >= 1000)).toEqual([]);
+    expect(open.a.datapath.stats().sent).toBe(0); // nothing protected: no SA exists
+    expect(open.a.net.stats.plainUdpSent).toBe(COUNT);
+    expect(closed.a.datapath.stats().sent).toBe(0);
+  }, 30_000);
+});
