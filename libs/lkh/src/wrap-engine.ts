@@ -55,6 +55,12 @@ export interface ParallelWrapEngineOptions {
   /** Jobs claimed at a time by each thread (default 32). */
   chunk?: number;
   /**
+   * Whether the calling thread wraps too (default true: both threads claim jobs, the batch takes
+   * about half as long). With false the worker does every job and the calling thread's event loop
+   * stays free while it waits.
+   */
+  callerShare?: boolean;
+  /**
    * Told when the worker failed (exited, errored or answered an error). The batch in progress is then
    * completed on the calling thread - the rekey goes out, byte-identical - and the next large batch
    * starts a new worker. Default: nothing.
@@ -86,6 +92,7 @@ interface Pending {
 export class ParallelWrapEngine implements WrapEngine {
   readonly threshold: number;
   readonly chunk: number;
+  readonly callerShare: boolean;
   private readonly onWorkerError: (error: LkhError) => void;
   private worker: Worker | undefined;
   private sab: SharedArrayBuffer | undefined;
@@ -104,6 +111,7 @@ export class ParallelWrapEngine implements WrapEngine {
     if (!Number.isInteger(chunk) || chunk < 1) throw new LkhError('BAD_CONFIG', `chunk ${chunk}`);
     this.threshold = threshold;
     this.chunk = chunk;
+    this.callerShare = options.callerShare ?? true;
     this.onWorkerError = options.onWorkerError ?? (() => undefined);
   }
 
@@ -115,6 +123,11 @@ export class ParallelWrapEngine implements WrapEngine {
   /** Batches split with the worker, and how many jobs the worker did in them. */
   get stats(): { readonly parallelBatches: number; readonly workerJobs: number; readonly workerFailures: number } {
     return { parallelBatches: this.parallelBatches, workerJobs: this.workerJobs, workerFailures: this.failures };
+  }
+
+  /** True when the shared buffer holds no non-zero byte (always so between batches). */
+  sharedBufferIsClear(): boolean {
+    return this.sab === undefined || new Uint8Array(this.sab).every((b) => b === 0);
   }
 
   /** Starts the worker now (otherwise the first large batch does) and waits until it runs. */
@@ -203,7 +216,7 @@ export class ParallelWrapEngine implements WrapEngine {
 
       // The calling thread's share, claimed from the same counter as the worker's.
       const chunk = this.chunk;
-      for (;;) {
+      while (this.callerShare) {
         const start = Atomics.add(ctl, 0, chunk);
         if (start >= batch.count) break;
         const end = Math.min(batch.count, start + chunk);
