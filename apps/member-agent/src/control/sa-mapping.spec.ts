@@ -78,6 +78,21 @@ describe('data SAs for the datapath', () => {
     expect(sut.encryptionKey[0]).toBe(1);
   });
 
+  it('A.2 directionality at a speaker that knows its addresses: its own SA is sender-only, every other speaker’s receiver-only', () => {
+    const of = (src: string) => sa({ policy: { ...sa().policy, source: ts(src, src) } });
+    const ctx = { group: 'g', role: 'speaker' as const, localAddresses: ['10.0.0.7'] };
+    expect(dataSaConfig(of('10.0.0.7'), ctx).direction).toBe('sender-only');
+    expect(dataSaConfig(of('10.0.0.8'), ctx).direction).toBe('receiver-only');
+    // IPv6 text in another spelling is the same address.
+    const v6 = (src: string) => sa({ policy: { ...sa().policy, source: ts(src, src), destination: ts('ff3e::1', 'ff3e::1', 5000) } });
+    expect(dataSaConfig(v6('2001:db8::7'), { ...ctx, localAddresses: ['2001:0db8:0:0::7'] }).direction).toBe('sender-only');
+    // A receiver stays receiver-only, its own address or not; without addresses the SA's direction holds.
+    expect(dataSaConfig(of('10.0.0.7'), { ...ctx, role: 'receiver' }).direction).toBe('receiver-only');
+    expect(dataSaConfig(of('10.0.0.8'), { group: 'g', role: 'speaker' }).direction).toBe('symmetric');
+    // An SA of any source (A.1/A.3) is not per-speaker: unchanged.
+    expect(dataSaConfig(sa(), ctx).direction).toBe('symmetric');
+  });
+
   it('CBC with HMAC-SHA-256 carries the integrity key; other transforms are refused', () => {
     const cbc = dataSaConfig(sa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 256 }, integ: IntegId.AUTH_HMAC_SHA2_256_128 }, encKey: new Uint8Array(32), integKey: new Uint8Array(32).fill(5) }), { group: 'g', role: 'speaker' });
     expect(cbc.transform).toEqual({ kind: 'aes-cbc-hmac-sha256', keyBits: 256 });

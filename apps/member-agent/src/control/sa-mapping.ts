@@ -5,9 +5,12 @@
  *
  * Directionality (RFC 5374 §4.1.1): a receiver-only member gets receiver-only entries and SAs, so
  * its own GSPD drops what it tries to send; a speaker gets the SA's own direction (symmetric for
- * any-to-any groups, sender-only where the GCKS declared it so).
+ * any-to-any groups, sender-only where the GCKS declared it so). A per-speaker SA (A.2, source =
+ * one speaker's address) is, when the member's own addresses are known, sender-only at its speaker
+ * and receiver-only at every other member: nobody sends on another speaker's SA, and a speaker's
+ * own packets reflected back to it are refused instead of delivered.
  */
-import { EncrId, GsaAddressPreservation, GsaDirection, IntegId, formatIpAddress, type TrafficSelector } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaDirection, IntegId, formatIpAddress, parseIpAddress, type TrafficSelector } from '@app/codec';
 import type { MemberRole, PolicyTokenContent } from '@app/crypto';
 import type { AddressPreservation, Directionality, EspTransform, GspdEntry, SaConfig } from '@app/datapath';
 import type { OpenedDataSa } from '@app/gkm';
@@ -100,6 +103,23 @@ export interface DataSaContext {
   /** This member's first Sender-ID and the group's GWP_SENDER_ID_BITS (RFC 6054). */
   senderId?: number;
   senderIdBits?: number;
+  /** This member's own source addresses (A.2: which per-speaker SA is its own). */
+  localAddresses?: readonly string[];
+}
+
+/** A per-speaker SA's direction at this member: its own sends, every other speaker's receives. */
+export function perSpeakerDirection(role: MemberRole, saDirection: number | undefined, source: string, localAddresses: readonly string[] | undefined): Directionality {
+  const general = directionFor(role, saDirection);
+  if (!localAddresses || general === 'receiver-only') return general;
+  const canonical = (text: string) => {
+    try {
+      return formatIpAddress(parseIpAddress(text));
+    } catch {
+      return undefined;
+    }
+  };
+  const own = canonical(source);
+  return own !== undefined && localAddresses.some((a) => canonical(a) === own) ? 'sender-only' : 'receiver-only';
 }
 
 /** One data-security SA as the datapath takes it. Keys are copied (the opened buffers may be reused). */
@@ -113,7 +133,7 @@ export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
     policyId: policyIdOf(ctx.group, sel),
     destination: sel.destination,
     ...(perSpeaker ? { source: sel.source! } : {}),
-    direction: directionFor(ctx.role, sa.attributes.direction),
+    direction: perSpeaker ? perSpeakerDirection(ctx.role, sa.attributes.direction, sel.source!, ctx.localAddresses) : directionFor(ctx.role, sa.attributes.direction),
     mode: 'tunnel',
     addressPreservation: PRESERVATION[sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION] ?? 'both',
     udpEncapsulation: udpPort ? { sourcePort: udpPort, destinationPort: udpPort } : false,
