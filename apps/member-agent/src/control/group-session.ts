@@ -431,7 +431,15 @@ export class GroupSession {
       this.rekeyAddress = { address: formatIpAddress(d.startAddress), port: d.startPort };
       await this.deps.listenRekey(this.rekeyAddress.address, this.rekeyAddress.port);
     }
-    const ctx = { group: this.name, role: this.role, ...(this.senderIds[0] !== undefined ? { senderId: this.senderIds[0] } : {}), ...(this.senderIdBits !== undefined ? { senderIdBits: this.senderIdBits } : {}) };
+    const ctx = {
+      group: this.name,
+      role: this.role,
+      ...(this.senderIds[0] !== undefined ? { senderId: this.senderIds[0] } : {}),
+      ...(this.senderIdBits !== undefined ? { senderIdBits: this.senderIdBits } : {}),
+      // A.2: the GCKS names a speaker by the address its IKE SA comes from, which is ours here
+      // (unless the IKE socket is bound to the wildcard address: then no SA is known as our own).
+      ...(['0.0.0.0', '::'].includes(this.deps.localIke.address) ? {} : { localAddresses: [this.deps.localIke.address] }),
+    };
     const configs: SaConfig[] = [];
     for (const sa of g.data) {
       try {
