@@ -93,4 +93,18 @@ describe('member agent configuration', () => {
     expect(() => loadAgentConfig(path)).toThrow(/not JSON/);
     expect(() => loadAgentConfig(join(dir, 'missing.json'))).toThrow(/cannot read/);
   });
+
+  it('an IPv6 group needs an IPv6 address beside an IPv4 localAddress; the key log path is resolved and off by default', () => {
+    const v6group = { ...valid.groups[0]!, name: 'six', address: 'ff0e::1' };
+    expect(issues({ ...valid, groups: [...valid.groups, v6group] })).toEqual([
+      { path: 'groups.1.address', message: 'an IPv6 group needs datapath.localAddress6 (or an IPv6 localAddress)' },
+    ]);
+    expect(issues({ ...valid, groups: [...valid.groups, v6group], datapath: { localAddress6: '127.0.0.2' } })).toEqual([
+      { path: 'datapath.localAddress6', message: 'must be an IPv6 address' },
+    ]);
+    const sut = parseAgentConfig({ ...valid, groups: [...valid.groups, v6group], datapath: { localAddress6: '2001:db8::1', interface: 'eth0' }, debug: { espKeyLog: 'keys.txt' } }, '/etc/groupsec');
+    expect(sut.datapath.localAddress6).toBe('2001:db8::1');
+    expect(sut.debug.espKeyLog).toBe('/etc/groupsec/keys.txt');
+    expect(parseAgentConfig(valid, '/').debug.espKeyLog).toBeUndefined();
+  });
 });
