@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import {
   CodecError,
   GikeProtocol,
@@ -17,6 +17,7 @@ import {
   type IkePayloadEntry,
   type WrappedKey,
 } from '@app/codec';
+import { publicKeyFromSpki } from '@app/crypto';
 import { encrKeyLength, integKeyLength, splitRekeyKeys, unwrapKey } from './gsa-keys.js';
 
 /**
@@ -210,7 +211,7 @@ export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenG
     }
     if (member.authKey) {
       try {
-        out.authKey = createPublicKey({ key: Buffer.from(member.authKey), format: 'der', type: 'spki' });
+        out.authKey = publicKeyFromSpki(member.authKey);
       } catch {
         throw new GroupPayloadError('BAD_POLICY', 'AUTH_KEY is no SubjectPublicKeyInfo');
       }
