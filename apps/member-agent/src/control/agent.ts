@@ -125,6 +125,7 @@ export class MemberAgent {
     }
     const agent = new MemberAgent(options, espPort, network, ikeBind, appPort);
     agent.wire();
+    for (const error of network.rawErrors) options.log.warn('no raw IP socket: native ESP and fail-open plain IP cannot be sent', { error });
     if (agent.keyLog) options.log.warn('ESP key log is on: every SA key is written to a file (debugging only)', { path: agent.keyLog.path });
     for (const s of agent.sessions.values()) {
       const g = c.groups.find((x) => x.name === s.name)!;

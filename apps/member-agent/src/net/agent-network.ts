@@ -117,6 +117,7 @@ export class AgentNetwork implements NetworkBind {
   /** Opens every bind the options name; closes what it opened if one fails, and rethrows. */
   static async open(options: AgentNetworkOptions): Promise<AgentNetwork> {
     const opened: Family[] = [];
+    const rawErrors: string[] = [];
     const families: { 4?: Family; 6?: Family } = {};
     try {
       for (const family of [4, 6] as const) {
@@ -134,17 +135,18 @@ export class AgentNetwork implements NetworkBind {
           ...(options.receiveBuffer !== undefined ? { receiveBufferSize: options.receiveBuffer } : {}),
         });
         let raw: RawIpBind | undefined;
-        try {
-          if (options.raw) {
+        if (options.raw) {
+          try {
             raw = RawIpBind.open({
               family,
               ...(interfaceName !== undefined ? { multicastInterface: interfaceName } : {}),
               ...(options.receiveBuffer !== undefined ? { receiveBuffer: options.receiveBuffer } : {}),
             });
+          } catch (e) {
+            // Without CAP_NET_RAW the network still carries ESP in UDP; native ESP and plain IP
+            // bypass are then counted under `rejected`. The caller reports `rawErrors`.
+            rawErrors.push(`IPv${family}: ${(e as Error).message}`);
           }
-        } catch (e) {
-          await udp.close();
-          throw e;
         }
         const fam: Family = { udp, raw, joinInterface, interfaceName };
         opened.push(fam);
@@ -154,8 +156,13 @@ export class AgentNetwork implements NetworkBind {
       await Promise.all(opened.flatMap((f) => [f.udp.close(), f.raw?.close()]));
       throw e;
     }
-    return new AgentNetwork(families, options.plainUdp);
+    const network = new AgentNetwork(families, options.plainUdp);
+    network.rawErrors = rawErrors;
+    return network;
   }
+
+  /** Why raw binds asked for could not be opened (empty when they were, or were not asked for). */
+  rawErrors: readonly string[] = [];
 
   /** The families this network carries. */
   get familiesOpen(): (4 | 6)[] {
