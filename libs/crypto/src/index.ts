@@ -11,5 +11,6 @@ export * from './ike-prf.js';
 export * from './ike-dh.js';
 export * from './ike-sk.js';
 export * from './ike-auth.js';
+export * from './ike-random.js';
 export * as der from './der.js';
 export * from './x509.js';
