@@ -2,13 +2,15 @@
  * Load generator of `npm run bench:registration` (forked by registration.ts): registers members
  * with the GCKS over loopback UDP (RFC 3948 framing), each with its own ECDSA P-256 certificate
  * from the group CA (given by the parent, made before the timed window), KE group 19, a bounded
- * number in flight. Every answer is opened (GSA and KD unwrapped with GSK_w); a registration that
- * fails or times out is a failure. Reports its own CPU time.
+ * number in flight. What does not depend on the GCKS (private keys, SPIi, Ni, the KE key pair) is
+ * made before the timed window too; everything that does (shared secret, keys, the GCKS's
+ * certificate chain and AUTH, decrypting and opening the GSA and KD) is done per member inside it.
+ * A registration that fails or times out is a failure. Reports its own CPU time.
  */
 import { createSocket } from 'node:dgram';
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { IdType, IkeExchange, idgKeyId } from '@app/codec';
-import { parseCertificate } from '@app/crypto';
+import { createKeyExchange, parseCertificate, randomPool, type KeyExchange } from '@app/crypto';
 import { IkeInitiator, openRegistrationResponse, registrationRequestPayloads, type IkePath } from '@app/gkm';
 import { GM_PROPOSAL, realIkeClock } from '../support/gm-client.js';
 
@@ -20,14 +22,17 @@ interface Job {
   concurrency: number;
 }
 
-const rnd = (n: number) => new Uint8Array(randomBytes(n));
+const rnd = randomPool((n) => new Uint8Array(randomBytes(n)));
 
 process.once('message', (job: Job) => {
   const ca = parseCertificate(new Uint8Array(Buffer.from(job.caDer, 'hex')));
-  const creds: { identity: string; key: KeyObject; cert: Uint8Array }[] = job.members.map((m) => ({
+  const creds: { identity: string; key: KeyObject; cert: Uint8Array; spiI: Uint8Array; nonce: Uint8Array; keyExchange: KeyExchange }[] = job.members.map((m) => ({
     identity: m.identity,
     key: createPrivateKey(m.keyPem),
     cert: new Uint8Array(Buffer.from(m.certDer, 'hex')),
+    spiI: rnd(8),
+    nonce: rnd(32),
+    keyExchange: createKeyExchange(GM_PROPOSAL.group, rnd),
   }));
   const sock = createSocket({ type: 'udp4' });
   const byspi = new Map<string, IkeInitiator>();
@@ -60,6 +65,9 @@ process.once('message', (job: Job) => {
         random: rnd,
         path,
         proposals: [GM_PROPOSAL],
+        spiI: c.spiI,
+        nonce: c.nonce,
+        keyExchange: c.keyExchange,
         localId: { idType: IdType.ID_FQDN, data: new TextEncoder().encode(c.identity) },
         localAuth: { kind: 'signature', privateKey: c.key, certificates: [c.cert] },
         peer: { trustAnchors: [ca] },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createKeyExchange } from '@app/crypto';
 import { IkeExchange, IkePayload, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
 import {
   IkeDispatcher,
@@ -10,6 +11,7 @@ import {
   ikeSaFromRecord,
   ikeSaToRecord,
   natDetectionHash,
+  type IkeInitiatorOptions,
   type IkeLocalAuth,
   type IkePath,
   type IkePeerPolicy,
@@ -37,6 +39,7 @@ interface Setup {
   marker?: boolean;
   cookieThreshold?: number;
   tamper?: (bytes: Uint8Array, toResponder: boolean) => Uint8Array | undefined;
+  initiatorExtra?: Partial<IkeInitiatorOptions>;
 }
 
 /** Wires an initiator and a responder through a synchronous in-memory network. */
@@ -66,6 +69,7 @@ function run(s: Setup) {
     localAuth: s.iAuth,
     peer: s.iPeer,
     retransmit: { timeoutMs: 1000, tries: 2 },
+    ...s.initiatorExtra,
   });
   const outcomes: string[] = [];
   const pump = () => {
@@ -170,6 +174,31 @@ describe('IKEv2 initiator and responder', () => {
     t.pump();
     await expect(done).rejects.toBeInstanceOf(IkeError);
     expect(t.initiator.phase).toBe('failed');
+  });
+
+  it('uses a nonce and key exchange made ahead of time (once), and refuses one of another group', async () => {
+    const pki = makePki(now);
+    const m = pki.member('member1.example');
+    const g = pki.member('gcks.example');
+    const keyExchange = createKeyExchange(PROPOSAL_GCM_ECP256.group, random);
+    const nonce = random(32);
+    const t = run({
+      iAuth: { kind: 'signature', privateKey: m.key, certificates: [m.der] },
+      rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+      iPeer: { trustAnchors: [pki.ca] },
+      rPeers: () => ({ trustAnchors: [pki.ca] }),
+      initiatorExtra: { keyExchange, nonce },
+    });
+    const done = t.initiator.start();
+    const init = ikeMessage.decode(t.queue[0]!.bytes);
+    expect(Buffer.from(getPayload(init.payloads, IkePayload.KE)!.data)).toEqual(Buffer.from(keyExchange.publicValue));
+    expect(Buffer.from(getPayload(init.payloads, IkePayload.NONCE)!.nonce)).toEqual(Buffer.from(nonce));
+    t.pump();
+    const { sa } = await done;
+    expect(Buffer.from(sa.state.ni)).toEqual(Buffer.from(nonce));
+    const base = { transport: { send: () => {} }, clock: t.clock, random, path: pathBetween('10.0.0.1', '10.0.0.2', 500, false).ab, localId: fqdn('m'), localAuth: { kind: 'psk' as const }, peer: { psk } };
+    expect(() => new IkeInitiator({ ...base, proposals: [PROPOSAL_CBC_X25519], keyExchange })).toThrow(RangeError);
+    expect(() => new IkeInitiator({ ...base, proposals: [PROPOSAL_GCM_ECP256], nonce: random(8) })).toThrow(RangeError);
   });
 
   it('retries with the group named by INVALID_KE_PAYLOAD', async () => {

@@ -63,6 +63,13 @@ export interface IkeInitiatorOptions extends IkeDeps {
   /** SPI to use (8 octets); random by default. */
   spiI?: Uint8Array;
   /**
+   * Our nonce Ni (§2.10: at least 16 octets and half the PRF key size) and key exchange, made
+   * ahead of time (they do not depend on the responder); fresh ones by default. Each may be used
+   * for one IKE_SA_INIT only. The key exchange must be of the first proposal's group.
+   */
+  nonce?: Uint8Array;
+  keyExchange?: KeyExchange;
+  /**
    * Announce SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4); default true. Without it both sides use
    * the classic methods (RFC 4754 method 9 for ECDSA P-256).
    */
@@ -115,8 +122,12 @@ export class IkeInitiator {
     const usable = opts.proposals.filter(isSupported);
     if (usable.length === 0) throw new IkeError('NO_PROPOSAL_CHOSEN', 'no supported proposal configured');
     this.spiI = opts.spiI ?? opts.random(8);
-    this.ni = opts.random(32);
-    this.ke = createKeyExchange(usable[0]!.group, opts.random);
+    if (opts.nonce && (opts.nonce.length < 16 || opts.nonce.length > 256)) throw new RangeError(`nonce of ${opts.nonce.length} octets`);
+    if (opts.keyExchange && opts.keyExchange.group !== usable[0]!.group) {
+      throw new RangeError(`key exchange of group ${opts.keyExchange.group}, first proposal uses ${usable[0]!.group}`);
+    }
+    this.ni = opts.nonce ?? opts.random(32);
+    this.ke = opts.keyExchange ?? createKeyExchange(usable[0]!.group, opts.random);
   }
 
   /** Sends IKE_SA_INIT; resolves when the IKE SA is established. */
