@@ -373,45 +373,53 @@ export class LkhTree {
       let internal = 0;
       for (let i = 0; i < mNode.length; i++) if (mLevel[i]! > 0) internal++;
       material = Buffer.alloc(internal * (d + 1) * 2 * ks);
-      const job = (keyId: number, key: Buffer, kwkId: number, kwk: Buffer): void => {
+      // job: wrap the key at src[srcAt..] under the KWK at kwkSrc[kwkAt..] (copied: ks octets each;
+      // a byte loop, as views and Buffer.copy cost more than the copy for 16-32 octets).
+      const job = (keyId: number, src: Uint8Array, srcAt: number, kwkId: number, kwkSrc: Uint8Array, kwkAt: number): void => {
         const at = keyIds.length * 2 * ks;
-        kwk.copy(material, at);
-        key.copy(material, at + ks);
+        for (let b = 0; b < ks; b++) {
+          material[at + b] = kwkSrc[kwkAt + b]!;
+          material[at + ks + b] = src[srcAt + b]!;
+        }
         keyIds.push(keyId);
         kwkIds.push(kwkId);
       };
+      const kids = new Int32Array(d); // per child: its slot, -1 untouched, -2 empty
       for (const i of order) {
         const l = mLevel[i]!;
         const p = mPos[i]!;
         if (l === 0 || this.countAt(l, p) === 0) continue;
-        const vKey = fresh.subarray(i * ks, (i + 1) * ks);
+        const vAt = i * ks;
         const vKeyId = layout.keyId(mNode[i]!, newVersion(i));
         const flags = mFlags[i]!;
         let nonEmpty = 0;
         let withJoin = 0;
         for (let j = 0; j < d; j++) {
           const c = p * d + j;
-          if (this.countAt(l - 1, c) === 0) continue;
+          if (this.countAt(l - 1, c) === 0) {
+            kids[j] = -2;
+            continue;
+          }
           nonEmpty++;
           const ci = index.get(layout.node(l - 1, c));
+          kids[j] = ci ?? -1;
           if (ci !== undefined && (mFlags[ci]! & JOIN) !== 0) withJoin++;
         }
         const oldUsable = (flags & HAD_KEY) !== 0 && (flags & TAINT) === 0;
         const underOld = oldUsable && 1 + withJoin < nonEmpty;
-        if (underOld) job(vKeyId, vKey, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keyView(l, p));
+        if (underOld) job(vKeyId, fresh, vAt, layout.keyId(mNode[i]!, this.versions[l]![p]!), this.keys[l]!, p * ks);
         for (let j = 0; j < d; j++) {
+          const ci = kids[j]!;
+          if (ci === -2) continue;
           const c = p * d + j;
-          if (this.countAt(l - 1, c) === 0) continue;
-          const cNode = layout.node(l - 1, c);
-          const ci = index.get(cNode);
-          if (ci === undefined) {
+          if (ci === -1) {
             if (underOld) continue; // its members hold the old v
-            job(vKeyId, vKey, layout.keyId(cNode, this.versions[l - 1]![c]!), this.keyView(l - 1, c));
+            job(vKeyId, fresh, vAt, layout.keyId(layout.node(l - 1, c), this.versions[l - 1]![c]!), this.keys[l - 1]!, c * ks);
           } else {
             if (underOld && (mFlags[ci]! & JOIN) === 0) continue;
-            const kwkId = layout.keyId(cNode, newVersion(ci));
+            const kwkId = layout.keyId(mNode[ci]!, newVersion(ci));
             if ((mFlags[ci]! & JOIN) !== 0) chain.set(kwkId, keyIds.length); // a joiner's path goes up here
-            job(vKeyId, vKey, kwkId, fresh.subarray(ci * ks, (ci + 1) * ks));
+            job(vKeyId, fresh, vAt, kwkId, fresh, ci * ks);
           }
         }
       }
@@ -474,7 +482,7 @@ export class LkhTree {
         dst.fill(0, p * ks, (p + 1) * ks);
       } else {
         this.versions[l]![p]! += 1;
-        fresh.copy(dst, p * ks, i * ks, (i + 1) * ks);
+        for (let b = 0, to = p * ks, from = i * ks; b < ks; b++) dst[to + b] = fresh[from + b]!;
       }
     }
     fresh.fill(0);
