@@ -234,8 +234,17 @@ const TOKEN_ID_TYPE: Record<string, number> = {
   psk: IdType.ID_FQDN,
 };
 
+/** Compiled PAD patterns (a registration checks every rule; compiling each time cost more than matching). */
+const globs = new Map<string, RegExp>();
+const GLOB_CACHE_SIZE = 1024;
+
 function glob(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+  let re = globs.get(pattern);
+  if (!re) {
+    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+    if (globs.size >= GLOB_CACHE_SIZE) globs.delete(globs.keys().next().value!);
+    globs.set(pattern, re);
+  }
   return re.test(value);
 }
 
