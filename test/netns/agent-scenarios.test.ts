@@ -15,7 +15,7 @@
  *      traffic is ESP.
  * Each prints its figures (sent, received per host, lost, duplicates, and what the wire showed).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,13 +58,26 @@ async function startReceiver(lab: NetnsLab, ns: string, group: string): Promise<
   return new Receiver(lines);
 }
 
+/**
+ * A bridge capture (tcpdump, 8 MiB buffer, a packet per write). The returned stop() waits until
+ * the file has stopped growing (bounded), then stops tcpdump, and rejects if tcpdump reports any
+ * packet dropped by the kernel (an incomplete capture would make the frame counts meaningless).
+ */
 async function capture(lab: NetnsLab, file: string): Promise<() => Promise<void>> {
-  const child = lab.spawn(lab.bridgeNamespace, 'tcpdump', ['-i', 'br0', '-n', '-U', '--immediate-mode', '-w', file]);
+  const child = lab.spawn(lab.bridgeNamespace, 'tcpdump', ['-i', 'br0', '-n', '-B', '8192', '-U', '--immediate-mode', '-w', file]);
   const log = new JsonLines(child);
   await waitFor('tcpdump', () => log.stderr.some((l) => l.includes('listening on')), 15_000);
+  await sleep(200); // the socket is attached before "listening on"; let the ring settle
   return async () => {
-    await sleep(300); // the last frames reach the file (bounded, not a timing assertion)
+    const size = () => (existsSync(file) ? statSync(file).size : 0);
+    for (let last = -1, i = 0; i < 30 && size() !== last; i++) {
+      last = size();
+      await sleep(200);
+    }
     await stopChild(child);
+    await waitFor('tcpdump summary', () => log.stderr.some((l) => l.includes('dropped by kernel')), 5_000).catch(() => undefined);
+    const dropped = log.stderr.map((l) => /^(\d+) packets? dropped by kernel/.exec(l)).find((m) => m !== null);
+    if (dropped && Number(dropped[1]) > 0) throw new Error(`tcpdump lost ${dropped[1]} packets: ${log.stderr.join(' | ')}`);
   };
 }
 
@@ -241,13 +254,28 @@ describe.skipIf(reason !== undefined)('agent scenarios 8 and 4: address-preservi
     const frames = readCapture(pcap, { text: TEXT, espPort: ESP_PORT }).filter((f) => f.dst === g.address);
     const counts = Object.fromEntries(['b', 'c'].map((n) => [n, tally(rx.get(`${n}|${g.name}`)!.numbers(TEXT), COUNT)]));
     const from = new Set(['b', 'c'].flatMap((n) => rx.get(`${n}|${g.name}`)!.lines.lines.filter((l) => l['ev'] === 'msg').map((l) => String(l['from']))));
-    const figures = { group: g.address, sent: COUNT, ...counts, ipv6_esp_frames: frames.filter((f) => f.spi !== undefined).length, clear_with_text: frames.filter((f) => f.payloadHasText).length, sources_seen: [...from] };
+    const keys = tsharkSasFromKeyLog(readFileSync(join(work, 'a.keys'), 'utf8')).filter((k) => k.dst === g.address);
+    const opened = decryptWithTshark(pcap, keys);
+    const speaker = hosts[0]!.ipv6!;
+    const preserved = opened.filter((o) => o.icvGood && o.src.length === 2 && o.src.every((x) => x === speaker) && o.dst.every((x) => x === g.address));
+    const figures = {
+      group: g.address,
+      sent: COUNT,
+      ...counts,
+      ipv6_esp_frames: frames.filter((f) => f.spi !== undefined).length,
+      clear_with_text: frames.filter((f) => f.payloadHasText).length,
+      sources_seen: [...from],
+      decrypted: opened.length,
+      icv_good_and_address_preserved: preserved.length,
+    };
     console.log(`[netns] scenario 4, IPv6: ${JSON.stringify(figures)}`);
     for (const n of ['b', 'c']) expect(rx.get(`${n}|${g.name}`)!.numbers(TEXT)).toEqual(all(COUNT));
     expect(figures.ipv6_esp_frames).toBe(COUNT);
     expect(frames.every((f) => f.src === hosts[0]!.ipv6)).toBe(true);
     expect(figures.clear_with_text).toBe(0);
     expect([...from]).toEqual([hosts[0]!.ipv6]);
+    expect(opened.length).toBe(COUNT);
+    expect(preserved.length).toBe(COUNT);
   }, 60_000);
 });
 
