@@ -106,6 +106,7 @@ describe('ParallelWrapEngine', () => {
   it('gives the same bytes when both threads claim jobs, and wipes its shared copy of the keys', async () => {
     const sut = make({ threshold: 100, chunk: 4 });
     await sut.start();
+    await sut.start(); // already online: resolves at once
     for (let r = 0; r < 5; r++) {
       const batch = batchOf(2000, 16);
       const copy = Buffer.from(batch.material);

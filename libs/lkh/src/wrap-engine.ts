@@ -95,6 +95,8 @@ export class ParallelWrapEngine implements WrapEngine {
   readonly callerShare: boolean;
   private readonly onWorkerError: (error: LkhError) => void;
   private worker: Worker | undefined;
+  /** Settles when the current worker is online (rejects if it exits first). */
+  private online: Promise<void> = Promise.resolve();
   private sab: SharedArrayBuffer | undefined;
   private pending: Pending | undefined;
   private nextId = 1;
@@ -134,18 +136,12 @@ export class ParallelWrapEngine implements WrapEngine {
   async start(): Promise<void> {
     if (this.closed) throw new LkhError('BAD_CONFIG', 'the wrap engine is closed');
     const w = this.ensureWorker();
-    await new Promise<void>((resolve, reject) => {
-      const online = () => {
-        w.off('exit', exit);
-        resolve();
-      };
-      const exit = () => {
-        w.off('online', online);
-        reject(new LkhError('WORKER_FAILED', 'the wrap worker exited while starting'));
-      };
-      w.once('online', online);
-      w.once('exit', exit);
-    });
+    w.ref(); // keep the process alive until it is online
+    try {
+      await this.online;
+    } finally {
+      if (!this.pending) w.unref();
+    }
   }
 
   /** Stops the worker and wipes the shared buffer. Later batches run on the calling thread. */
@@ -255,6 +251,11 @@ export class ParallelWrapEngine implements WrapEngine {
     if (this.worker) return this.worker;
     const w = new Worker(wrapWorkerSource(), { eval: true });
     w.unref();
+    this.online = new Promise<void>((resolve, reject) => {
+      w.once('online', () => resolve());
+      w.once('exit', () => reject(new LkhError('WORKER_FAILED', 'the wrap worker exited while starting')));
+    });
+    this.online.catch(() => undefined);
     const fail = (why: string) => {
       if (this.worker === w) this.worker = undefined;
       const p = this.pending;
