@@ -14,11 +14,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { PY_RAW4_REPLAY, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
+import { onPath, readCapture } from '../support/netns-capture.js';
 import { AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
 
-const reason = netnsSkipReason();
+const reason = netnsSkipReason() ?? (onPath('tcpdump') ? undefined : 'the replay check needs tcpdump');
 if (reason) console.log(`[netns] agent-a2.test.ts skipped: ${reason}`);
 
 const GROUP = '239.194.2.1';
@@ -228,6 +229,66 @@ describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA ea
     }
     console.log(`[netns] A.2 per-SA packets in (one count per SA): ${perSa.slice(0, 2).join(' ')} … ${perSa[perSa.length - 1]}; replay/noSa drops 0 at all 17`);
   }, 90_000);
+
+  it('per-SA anti-replay: one speaker’s packets captured on the bridge and replayed are refused by every other member and delivered once', async () => {
+    const file = join(work, 'replay.pcap');
+    const tcpdump = new JsonLines(lab.spawn(lab.bridgeNamespace, 'tcpdump', ['-i', 'br0', '-n', '-U', '--immediate-mode', '-w', file, 'udp', 'and', 'src', 'host', hostOf('s1').ipv4, 'and', 'dst', 'port', '4500']));
+    await waitFor('tcpdump', () => tcpdump.stderr.some((l) => l.includes('listening on')), 15_000);
+    await lab.run(hostOf('s1').ns, PYTHON, ['-c', PY_SENDER, GROUP, String(DATA_PORT), '5', 'rep', String(GAP_MS)]);
+    await waitFor('delivery of the originals', () => names.every((h) => h === 's1' || (got(h).get('rep')?.length ?? 0) >= 5));
+    await sleep(300); // the last frames reach the file (bounded, not a timing assertion)
+    await stopChild(tcpdump.child);
+    const frames = readCapture(file, { text: 'rep', espPort: 4500 }).filter((f) => f.spi !== undefined && f.src === hostOf('s1').ipv4);
+    expect(frames).toHaveLength(5);
+    expect(frames.some((f) => f.payloadHasText)).toBe(false); // ESP on the wire, no clear text
+    const s1Spi = `0x${frames[0]!.spi!.toString(16).padStart(8, '0')}`;
+    expect((await status('r')).groups[0]!.sas.find((x) => x.spi === s1Spi)?.source).toBe(hostOf('s1').ipv4);
+
+    const before = await statuses();
+    // Re-injected as they were (outer source s1, same SPI and sequence numbers) from the GCKS's
+    // namespace: the only host on the bridge whose routes do not lead the group into a TUN device.
+    // A raw socket's multicast needs a route (IP_MULTICAST_IF alone does not steer it).
+    await lab.run(gcks.host.ns, 'ip', ['route', 'replace', `${GROUP}/32`, 'dev', gcks.host.ifname]);
+    // The veths offload UDP checksums, so a frame seen on the bridge may carry only the partial
+    // sum: the copies go out with checksum 0 (none, RFC 768); the ESP packet itself is untouched.
+    const replays = frames.map((f) => {
+      const p = Buffer.from(f.hex, 'hex');
+      p.writeUInt16BE(0, (p[0]! & 0x0f) * 4 + 6);
+      return p.toString('hex');
+    });
+    await lab.run(gcks.host.ns, PYTHON, ['-c', PY_RAW4_REPLAY, gcks.host.ipv4, ...replays]);
+    const others = names.filter((n) => n !== 's1');
+    await waitFor('the replays refused', async () => {
+      const now = await Promise.all(others.map((n) => status(n)));
+      return now.every((s, i) => (s.datapath.drops['replay'] ?? 0) - (before.get(others[i]!)!.datapath.drops['replay'] ?? 0) >= frames.length);
+    }, 10_000).catch(async (e: Error) => {
+      const now = await statuses();
+      const diff = (n: string) => {
+        const b = before.get(n)!;
+        const a = now.get(n)!;
+        const d = Object.entries(a.datapath.drops).filter(([k, v]) => v !== (b.datapath.drops[k] ?? 0)).map(([k, v]) => `${k}+${v - (b.datapath.drops[k] ?? 0)}`);
+        return `${n}: ${d.join(',') || 'no drops'} delivered+${a.datapath.delivered - b.datapath.delivered}`;
+      };
+      throw new Error(`${e.message}; ${names.map(diff).join('; ')}; frames ${frames.map((f) => f.hex.slice(0, 80)).join(' ')}`);
+    });
+    await sleep(300);
+    const after = await statuses();
+    const delta = (n: string, k: string) => (after.get(n)!.datapath.drops[k] ?? 0) - (before.get(n)!.datapath.drops[k] ?? 0);
+    for (const n of others) {
+      expect(delta(n, 'replay'), n).toBe(frames.length);
+      const sa = after.get(n)!.groups[0]!.sas.find((x) => x.spi === s1Spi)!;
+      expect(sa.packetsIn - before.get(n)!.groups[0]!.sas.find((x) => x.spi === s1Spi)!.packetsIn, n).toBe(0);
+    }
+    for (const n of names) {
+      const rep = (got(n).get('rep') ?? []).map((x) => x.n);
+      // s1's application sees its own datagrams only if the kernel loops them back; never twice.
+      if (n === 's1') expect(new Set(rep).size, n).toBe(rep.length);
+      else expect(rep.sort(), n).toEqual([0, 1, 2, 3, 4]);
+    }
+    console.log(
+      `[netns] A.2 replay: 5 ESP packets of s1 (SPI ${s1Spi}) replayed on the bridge: refused as replays on s1's SA at all ${others.length} other members, delivered 0 times more; s1 itself (its kernel drops frames with its own source address): replay ${delta('s1', 'replay')}, directionViolation ${delta('s1', 'directionViolation')}`,
+    );
+  }, 60_000);
 
   it('a speaker leaves: the others delete its SA and keep one SA for each of the 15 remaining speakers', async () => {
     const leaving = 's16';
