@@ -145,6 +145,7 @@ async function runDegree(d: number): Promise<Record<string, number | boolean>> {
   const batchSyncBest = byMs(syncRuns)[0]!;
   const workerShare = parRuns.reduce((a, r) => a + r.workerShare, 0) / parRuns.length;
   if (engine.workerFailures !== 0) throw new Error('the wrap worker failed during the benchmark');
+  if (engine.stats.workerJobs === 0) throw new Error('the wrap worker did no wraps: the batch was not parallel');
   await engine.close();
   // The floor set by node:crypto: the same number of RFC 5649 wraps and nothing else.
   const kwks = randomBytes(16 * batch.wraps);
