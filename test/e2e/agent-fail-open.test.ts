@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../../apps/member-agent/src/config/agent-config.js';
 import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
 import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
+import { onDemandEntry } from '../../apps/member-agent/src/control/sa-mapping.js';
 import { TestGcks } from '../support/agent-gcks.js';
 
 /**
@@ -126,5 +127,16 @@ describe('member agent fail-open in socket mode (GCKS not answering)', () => {
     expect(open.a.datapath.stats().sent).toBe(0); // nothing protected: no SA exists
     expect(open.a.net.stats.plainUdpSent).toBe(COUNT);
     expect(closed.a.datapath.stats().sent).toBe(0);
+
+    // Once the group's entry is PROTECT (as registration makes it), the same clear traffic is
+    // refused by the receiver's GSPD-I and counted, instead of reaching its application.
+    rx.a.datapath.installPolicy([onDemandEntry('fo', 'receiver', GROUP, dataPort)]);
+    const mismatches = rx.a.datapath.stats().drops.policyMismatch;
+    const delivered = rx.app.got.length;
+    for (let i = 0; i < COUNT; i++) open.send(2000 + i);
+    await waitFor('clear refused', () => rx.a.datapath.stats().drops.policyMismatch === mismatches + COUNT);
+    await sleep(100);
+    console.log(`[e2e] fail-open, socket mode, entry now PROTECT: sent ${COUNT} in clear, rx app received ${rx.app.got.length - delivered}, refused by GSPD-I ${rx.a.datapath.stats().drops.policyMismatch - mismatches}`);
+    expect(rx.app.got.length).toBe(delivered);
   }, 30_000);
 });
