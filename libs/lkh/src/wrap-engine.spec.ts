@@ -144,6 +144,25 @@ describe('ParallelWrapEngine', () => {
     expect(sut.stats).toEqual({ parallelBatches: 1, workerJobs: 200, workerFailures: 1 });
   });
 
+  it('keeps to the calling thread after maxConsecutiveFailures worker failures in a row', async () => {
+    const errors: LkhError[] = [];
+    const sut = make({ threshold: 1, maxConsecutiveFailures: 2, onWorkerError: (e) => errors.push(e) });
+    for (let i = 0; i < 2; i++) {
+      expect(sut.workerDisabled).toBe(false);
+      await sut.start();
+      void sut.terminateWorker();
+      const batch = batchOf(300, 16);
+      expect((await sut.wrap(batch)).equals(wrapBatchSync(batch))).toBe(true);
+    }
+    expect(sut.workerDisabled).toBe(true);
+    const batch = batchOf(300, 16);
+    const out = sut.wrap(batch);
+    expect(Buffer.isBuffer(out)).toBe(true); // synchronous: no worker involved
+    expectWrapsOpen(batch, out as Buffer);
+    expect(errors).toHaveLength(2);
+    expect(sut.stats).toEqual({ parallelBatches: 0, workerJobs: 0, workerFailures: 2 });
+  });
+
   it('queues concurrent batches and answers each with its own wraps', async () => {
     const sut = make({ threshold: 1, chunk: 16 });
     const batches = [batchOf(400, 16), batchOf(300, 32), batchOf(500, 24)];
@@ -154,6 +173,7 @@ describe('ParallelWrapEngine', () => {
   it('refuses a bad configuration with a typed error', () => {
     expect(() => new ParallelWrapEngine({ threshold: -1 })).toThrow(LkhError);
     expect(() => new ParallelWrapEngine({ chunk: 0 })).toThrow(LkhError);
+    expect(() => new ParallelWrapEngine({ maxConsecutiveFailures: 0 })).toThrow(LkhError);
   });
 
   it('runs on the calling thread after close()', async () => {

@@ -66,6 +66,11 @@ export interface ParallelWrapEngineOptions {
    * starts a new worker. Default: nothing.
    */
   onWorkerError?: (error: LkhError) => void;
+  /**
+   * After this many failures in a row (default 3) the engine stops starting workers and does every
+   * batch on the calling thread (`workerDisabled`), so a worker that cannot run costs nothing more.
+   */
+  maxConsecutiveFailures?: number;
 }
 
 /** Bytes before the first job in the shared buffer: the claim counter (Int32), padded. */
@@ -87,7 +92,8 @@ interface Pending {
  *
  * Failure: if the worker dies or reports an error during a batch, the engine redoes the batch on
  * the calling thread (RFC 5649 wraps are deterministic, so the output is the same), reports an
- * LkhError('WORKER_FAILED') to `onWorkerError`, and counts it in `workerFailures`.
+ * LkhError('WORKER_FAILED') to `onWorkerError`, and counts it in `workerFailures`; after
+ * `maxConsecutiveFailures` in a row it keeps to the calling thread.
  */
 export class ParallelWrapEngine implements WrapEngine {
   readonly threshold: number;
@@ -103,6 +109,8 @@ export class ParallelWrapEngine implements WrapEngine {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private failures = 0;
+  private consecutiveFailures = 0;
+  private readonly maxConsecutiveFailures: number;
   private workerJobs = 0;
   private parallelBatches = 0;
 
@@ -115,6 +123,14 @@ export class ParallelWrapEngine implements WrapEngine {
     this.chunk = chunk;
     this.callerShare = options.callerShare ?? true;
     this.onWorkerError = options.onWorkerError ?? (() => undefined);
+    const maxFailures = options.maxConsecutiveFailures ?? 3;
+    if (!Number.isInteger(maxFailures) || maxFailures < 1) throw new LkhError('BAD_CONFIG', `maxConsecutiveFailures ${maxFailures}`);
+    this.maxConsecutiveFailures = maxFailures;
+  }
+
+  /** True once the worker failed `maxConsecutiveFailures` times in a row: all batches run here. */
+  get workerDisabled(): boolean {
+    return this.consecutiveFailures >= this.maxConsecutiveFailures;
   }
 
   /** Worker failures seen so far (each batch affected was completed on the calling thread). */
@@ -156,7 +172,7 @@ export class ParallelWrapEngine implements WrapEngine {
   }
 
   wrap(batch: WrapBatch): Buffer | Promise<Buffer> {
-    if (batch.count < this.threshold || this.closed) return wrapBatchSync(batch);
+    if (batch.count < this.threshold || this.closed || this.workerDisabled) return wrapBatchSync(batch);
     const run = this.queue.then(() => this.wrapParallel(batch));
     this.queue = run.catch(() => undefined);
     return run;
@@ -172,7 +188,7 @@ export class ParallelWrapEngine implements WrapEngine {
   }
 
   private async wrapParallel(batch: WrapBatch): Promise<Buffer> {
-    if (this.closed) return wrapBatchSync(batch);
+    if (this.closed || this.workerDisabled) return wrapBatchSync(batch);
     const ks = batch.keySize;
     const w = wrappedLength(ks);
     const inputOffset = CONTROL_BYTES;
@@ -231,6 +247,7 @@ export class ParallelWrapEngine implements WrapEngine {
       } catch (e) {
         const err = e instanceof LkhError ? e : new LkhError('WORKER_FAILED', 'the wrap worker failed');
         this.failures++;
+        this.consecutiveFailures++;
         this.dropWorker();
         this.onWorkerError(err);
         // Redo everything here: the shared inputs may already be zeroed, the tree's material is not.
@@ -240,6 +257,7 @@ export class ParallelWrapEngine implements WrapEngine {
         this.worker?.unref();
       }
       this.parallelBatches++;
+      this.consecutiveFailures = 0;
       this.workerJobs += done;
       return Buffer.from(u8.subarray(outputOffset, used));
     } finally {
