@@ -181,7 +181,7 @@ export class StatusServer {
 
 /** Human-readable status for the CLI. */
 export function formatStatus(s: AgentStatus): string {
-  const lines = [`uptime ${s.uptimeSeconds}s  sent ${s.datapath.sent}  delivered ${s.datapath.delivered}  held ${s.datapath.held}`];
+  const lines = [`uptime ${s.uptimeSeconds}s  sent ${s.datapath.sent}  bypassed ${s.datapath.bypassed}  delivered ${s.datapath.delivered}  held ${s.datapath.held}`];
   const drops = Object.entries(s.datapath.drops).filter(([, v]) => v > 0);
   if (drops.length > 0) lines.push(`drops ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const g of s.groups) {
