@@ -290,6 +290,52 @@ describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA ea
     );
   }, 60_000);
 
+  it('a forced rekey while all 16 speak: every speaker moves to a new SA of its own after ATD; every datagram arrives exactly once', async () => {
+    const COUNT = 300; // 6 s at 50/s: longer than ATD + DTD after the rekey
+    const before = await statuses();
+    const ownBefore = new Map(speakerNames.map((n) => [n, before.get(n)!.groups[0]!.sas.find((x) => x.source === hostOf(n).ipv4)!.spi]));
+    const sending = Promise.all(speakerNames.map((n) => lab.run(hostOf(n).ns, PYTHON, ['-c', PY_SENDER, GROUP, String(DATA_PORT), String(COUNT), `${n}r`, String(GAP_MS)])));
+    await sleep(1000);
+    const rekey = await gcks.ok<{ messageIds: number[] }>('POST', `/groups/${groupId}/rekey`);
+    await sending;
+    const complete = () => names.every((h) => speakerNames.every((s) => s === h || (got(h).get(`${s}r`)?.length ?? 0) >= COUNT));
+    await waitFor('delivery', complete, 20_000).catch(() => undefined);
+    await sleep(500);
+    const after = await statuses();
+    let lost = 0;
+    let dup = 0;
+    const perHost: string[] = [];
+    for (const h of names) {
+      let n = 0;
+      for (const s of speakerNames) {
+        if (s === h) continue;
+        const list = (got(h).get(`${s}r`) ?? []).map((x) => x.n);
+        n += list.length;
+        lost += COUNT - new Set(list).size;
+        dup += list.length - new Set(list).size;
+      }
+      perHost.push(`${h}=${n}`);
+    }
+    console.log(
+      `[netns] A.2 rollover: 16 speakers sent ${SPEAKERS * COUNT} datagrams (${COUNT} each at 50/s) through a forced rekey (Message IDs ${JSON.stringify(rekey.messageIds)}); received per host: ${perHost.join(' ')}; lost ${lost}, duplicates ${dup}`,
+    );
+    for (const h of names) for (const s of speakerNames) if (s !== h) expect((got(h).get(`${s}r`) ?? []).map((x) => x.n), `${h} from ${s}`).toEqual([...Array(COUNT).keys()]);
+    for (const n of speakerNames) {
+      const g = after.get(n)!.groups[0]!;
+      // The speaker's own SA is a new one now, from the same address; the old one was retired.
+      const own = g.sas.filter((x) => x.source === hostOf(n).ipv4 && x.edge === 'leading');
+      expect(own, n).toHaveLength(1);
+      expect(own[0]!.spi, n).not.toBe(ownBefore.get(n));
+      const t = (g as unknown as { timeline: { at: string; spi: string; event: string; cause: string }[] }).timeline;
+      const installed = t.find((e) => e.spi === own[0]!.spi && e.event === 'installed')!;
+      const activated = t.find((e) => e.spi === own[0]!.spi && e.event === 'activated')!;
+      expect(Date.parse(activated.at) - Date.parse(installed.at), n).toBeGreaterThanOrEqual(ATD * 1000);
+    }
+    for (const h of names) {
+      for (const k of ['replay', 'noSa', 'expired']) expect(after.get(h)!.datapath.drops[k] ?? 0, `${h} ${k}`).toBe(before.get(h)!.datapath.drops[k] ?? 0);
+    }
+  }, 90_000);
+
   it('a speaker leaves: the others delete its SA and keep one SA for each of the 15 remaining speakers', async () => {
     const leaving = 's16';
     const gone = hostOf(leaving).ipv4;
