@@ -31,13 +31,19 @@ export function ipv4Packet(o: { src: string; dst: string; protocol: number; payl
   return p;
 }
 
-/** A UDP datagram inside IPv4 (checksum 0: "none", allowed for IPv4 by RFC 768). */
-export function udp4Packet(o: { src: string; dst: string; srcPort: number; dstPort: number; payload: Uint8Array; ttl?: number }): Buffer {
+/** An RFC 768 UDP header (checksum field 0) followed by the payload. */
+function udpDatagram(o: { srcPort: number; dstPort: number; payload: Uint8Array }): Buffer {
   const u = Buffer.alloc(8 + o.payload.length);
   u.writeUInt16BE(o.srcPort, 0);
   u.writeUInt16BE(o.dstPort, 2);
   u.writeUInt16BE(u.length, 4);
   Buffer.from(o.payload).copy(u, 8);
+  return u;
+}
+
+/** A UDP datagram inside IPv4 (checksum 0: "none", allowed for IPv4 by RFC 768). */
+export function udp4Packet(o: { src: string; dst: string; srcPort: number; dstPort: number; payload: Uint8Array; ttl?: number }): Buffer {
+  const u = udpDatagram(o);
   return ipv4Packet({ src: o.src, dst: o.dst, protocol: PROTO_UDP, payload: u, ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) });
 }
 
@@ -80,11 +86,7 @@ export function ipv6Packet(o: { src: string; dst: string; nextHeader: number; pa
 
 /** A UDP datagram inside IPv6, with the checksum RFC 8200 §8.1 makes mandatory. */
 export function udp6Packet(o: { src: string; dst: string; srcPort: number; dstPort: number; payload: Uint8Array; hopLimit?: number }): Buffer {
-  const u = Buffer.alloc(8 + o.payload.length);
-  u.writeUInt16BE(o.srcPort, 0);
-  u.writeUInt16BE(o.dstPort, 2);
-  u.writeUInt16BE(u.length, 4);
-  Buffer.from(o.payload).copy(u, 8);
+  const u = udpDatagram(o);
   const pseudo = Buffer.concat([addressBytes(o.src), addressBytes(o.dst), Buffer.from([0, 0, u.length >> 8, u.length & 0xff, 0, 0, 0, PROTO_UDP]), u]);
   u.writeUInt16BE(internetChecksum(pseudo) || 0xffff, 6);
   return ipv6Packet({ src: o.src, dst: o.dst, nextHeader: PROTO_UDP, payload: u, ...(o.hopLimit !== undefined ? { hopLimit: o.hopLimit } : {}) });
