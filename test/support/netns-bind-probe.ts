@@ -16,17 +16,16 @@
  *
  * Every request gets one reply line with its id: {id, ok:true, ...} or {id, error}.
  */
-import { createInterface } from 'node:readline';
 import { RawIpBind } from '../../apps/member-agent/src/net/raw-ip-bind.js';
 import { TunDevice } from '../../apps/member-agent/src/net/tun-device.js';
 import { UdpBind, type UdpBindOptions } from '../../apps/member-agent/src/net/udp-bind.js';
+import { printJson as print, serveJsonLines } from './json-lines-child.js';
 
 let tun: TunDevice | undefined;
 const raws = new Map<4 | 6, RawIpBind>();
 const fam = (req: Request): 4 | 6 => (req.family === 6 ? 6 : 4);
 let udp: UdpBind | undefined;
 
-const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 
 type Request = { id: number; op: string; [k: string]: unknown };
@@ -111,22 +110,6 @@ async function shutdown(): Promise<void> {
   await Promise.all([tun?.close(), ...[...raws.values()].map((r) => r.close()), udp?.close()]);
 }
 
-let chain = Promise.resolve();
-createInterface({ input: process.stdin }).on('line', (line) => {
-  chain = chain.then(async () => {
-    let req: Request;
-    try {
-      req = JSON.parse(line) as Request;
-    } catch {
-      print({ error: 'bad json' });
-      return;
-    }
-    try {
-      print({ id: req.id, ok: true, ...(await handle(req)) });
-    } catch (err) {
-      print({ id: req.id, error: (err as Error).message });
-    }
-  });
-});
+serveJsonLines(handle);
 process.on('SIGTERM', () => void shutdown().then(() => process.exit(0)));
 print({ ev: 'ready', pid: process.pid });

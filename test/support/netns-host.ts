@@ -7,7 +7,6 @@
  * {id, op:'installSa', sa, activateInMs?}; {id, op:'retireSa', spi, deleteInMs?}; {id, op:'exit'}.
  * Stops cleanly on SIGTERM.
  */
-import { createInterface } from 'node:readline';
 import { Datapath, type GspdEntry, type NetworkBind, type SaConfig } from '@app/datapath';
 import {
   openNetworkBind,
@@ -16,6 +15,7 @@ import {
   type TunOptions,
   type UdpBindOptions,
 } from '../../apps/member-agent/src/net/index.js';
+import { printJson as print, serveJsonLines } from './json-lines-child.js';
 
 interface HostConfig {
   localAddress: string;
@@ -44,8 +44,6 @@ function saFromJson({ encryptionKey, integrityKey, ...sa }: JsonSa): SaConfig {
     ...(integrityKey !== undefined ? { integrityKey: Buffer.from(integrityKey, 'hex') } : {}),
   };
 }
-
-const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
@@ -77,28 +75,21 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());
-  createInterface({ input: process.stdin }).on('line', (line) => {
-    let req: Request;
-    try {
-      req = JSON.parse(line) as Request;
-    } catch {
-      print({ error: 'bad json' });
-      return;
-    }
-    try {
-      if (req.op === 'stats') {
-        print({ id: req.id, ok: true, datapath: datapath.stats(), tun: tun.stats, tunKernel: tun.kernelStats(), network: network.stats });
-      }
-      else if (req.op === 'installSa') {
+  serveJsonLines<Request>((req) => {
+    switch (req.op) {
+      case 'stats':
+        return { datapath: datapath.stats(), tun: tun.stats, tunKernel: tun.kernelStats(), network: network.stats };
+      case 'installSa':
         datapath.installSa(saFromJson(req.sa!), { activateAt: Date.now() + (req.activateInMs ?? 0) });
-        print({ id: req.id, ok: true });
-      } else if (req.op === 'retireSa') {
+        return {};
+      case 'retireSa':
         datapath.retireSa(req.spi!, { deleteAt: Date.now() + (req.deleteInMs ?? 0) });
-        print({ id: req.id, ok: true });
-      } else if (req.op === 'exit') void stop();
-      else print({ id: req.id, error: `unknown op ${String(req.op)}` });
-    } catch (err) {
-      print({ id: req.id, error: (err as Error).message });
+        return {};
+      case 'exit':
+        void stop();
+        return {};
+      default:
+        throw new Error(`unknown op ${String(req.op)}`);
     }
   });
   print({ ev: 'ready', pid: process.pid });
