@@ -34,6 +34,7 @@ import {
   verifyPskAuth,
   verifySignatureAuth,
 } from '@app/crypto';
+import { makePki } from '../../../test/support/ike-fixtures.js';
 
 const hex = (h: string) => new Uint8Array(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -190,30 +191,17 @@ describe('AUTH', () => {
 describe('X.509', () => {
   const now = new Date('2026-06-01T00:00:00Z');
   const day = 86_400_000;
-  const mkCa = (cn: string) => {
-    const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const der = issueCertificate({
-      subject: { cn, o: 'GroupSec' },
-      publicKey: kp.publicKey,
-      issuerKey: kp.privateKey,
-      serial: rnd(8),
-      notBefore: new Date(now.getTime() - day),
-      notAfter: new Date(now.getTime() + 365 * day),
-      ca: true,
-    });
-    return { kp, cert: parseCertificate(der) };
-  };
 
   it('issues a chain CA -> intermediate -> member that validates to the anchor only', () => {
-    const root = mkCa('root');
-    const other = mkCa('other');
+    const root = makePki(now, 'root');
+    const other = makePki(now, 'other');
     const ikp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const inter = parseCertificate(
       issueCertificate({
         subject: { cn: 'intermediate' },
         publicKey: ikp.publicKey,
-        issuerKey: root.kp.privateKey,
-        issuer: root.cert,
+        issuerKey: root.caKey,
+        issuer: root.ca,
         serial: rnd(8),
         notBefore: new Date(now.getTime() - day),
         notAfter: new Date(now.getTime() + day),
@@ -236,12 +224,12 @@ describe('X.509', () => {
         ips: [Uint8Array.of(192, 0, 2, 7)],
       }),
     );
-    expect(validateChain(leaf, [inter], [root.cert], now).length).toBe(3);
-    expect(() => validateChain(leaf, [inter], [other.cert], now)).toThrow(/no chain/);
-    expect(() => validateChain(leaf, [], [root.cert], now)).toThrow(/no chain/);
-    expect(() => validateChain(leaf, [inter], [root.cert], new Date(now.getTime() + 2 * day))).toThrow(/validity/);
+    expect(validateChain(leaf, [inter], [root.ca], now).length).toBe(3);
+    expect(() => validateChain(leaf, [inter], [other.ca], now)).toThrow(/no chain/);
+    expect(() => validateChain(leaf, [], [root.ca], now)).toThrow(/no chain/);
+    expect(() => validateChain(leaf, [inter], [root.ca], new Date(now.getTime() + 2 * day))).toThrow(/validity/);
     // The leaf is not a CA: nothing it signs can chain through it.
-    expect(() => validateChain(inter, [leaf], [other.cert], now)).toThrow(CryptoError);
+    expect(() => validateChain(inter, [leaf], [other.ca], now)).toThrow(CryptoError);
 
     const enc = new TextEncoder();
     expect(identityMatchesCertificate({ idType: IdType.ID_FQDN, data: enc.encode('member1.example') }, leaf)).toBe(true);
@@ -252,15 +240,15 @@ describe('X.509', () => {
     expect(identityMatchesCertificate({ idType: IdType.ID_KEY_ID, data: enc.encode('member1.example') }, leaf)).toBe(false);
     expect(identityMatchesCertificate({ idType: IdType.ID_DER_ASN1_DN, data: leaf.subjectDer }, leaf)).toBe(true);
     expect(identityMatchesCertificate({ idType: IdType.ID_DER_ASN1_DN, data: inter.subjectDer }, leaf)).toBe(false);
-    expect(certReqHash(root.cert).length).toBe(20);
+    expect(certReqHash(root.ca).length).toBe(20);
     expect(leaf.x509.subject).toContain('CN=member1.example');
     expect(() => parseCertificate(rnd(50))).toThrow(CryptoError);
     // Parsing is cached by content: same object back, and verdicts stay per issuer.
     expect(parseCertificate(leaf.der.slice())).toBe(leaf);
-    expect(validateChain(parseCertificate(leaf.der.slice()), [inter], [root.cert], now).length).toBe(3);
-    expect(() => validateChain(leaf, [inter], [other.cert], now)).toThrow(/no chain/);
+    expect(validateChain(parseCertificate(leaf.der.slice()), [inter], [root.ca], now).length).toBe(3);
+    expect(() => validateChain(leaf, [inter], [other.ca], now)).toThrow(/no chain/);
     const forged = leaf.der.slice();
     forged[forged.length - 5] ^= 1; // signature bits: a different certificate that must not verify
-    expect(() => validateChain(parseCertificate(forged), [inter], [root.cert], now)).toThrow(/no chain/);
+    expect(() => validateChain(parseCertificate(forged), [inter], [root.ca], now)).toThrow(/no chain/);
   });
 });
