@@ -5,6 +5,7 @@ import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
 import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
 import { onDemandEntry } from '../../apps/member-agent/src/control/sa-mapping.js';
 import { TestGcks } from '../support/agent-gcks.js';
+import { LoopbackApp, freeUdpPort, groupListener, sleep, waitFor } from '../support/udp-loopback.js';
 
 /**
  * Fail-open in socket mode (no root), on loopback, with a GCKS that does not answer: a fail-open
@@ -14,36 +15,9 @@ import { TestGcks } from '../support/agent-gcks.js';
  * speaker's payload never leaves (held, then dropped). Nothing is ESP because nobody registered.
  */
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PSK = 'correct horse battery staple';
 const GROUP = `239.78.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 const REKEY_GROUP = `239.79.${process.pid % 250}.${(process.pid >> 8) % 250}`;
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** A UDP socket on 127.0.0.1 recording the first 32-bit number of every datagram. */
-async function udpSocket(bind?: { address: string; port: number; group: string }): Promise<{ socket: dgram.Socket; got: number[] }> {
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  const got: number[] = [];
-  socket.on('message', (m) => got.push(m.length >= 4 ? m.readUInt32BE(0) : -1));
-  await new Promise<void>((r) => socket.bind(bind?.port ?? 0, bind?.address ?? '127.0.0.1', () => r()));
-  if (bind) socket.addMembership(bind.group, '127.0.0.1');
-  return { socket, got };
-}
 
 describe('member agent fail-open in socket mode (GCKS not answering)', () => {
   let gcks: TestGcks; // only its Group Owner key (the trust anchor); the agents talk to `silent`
@@ -54,7 +28,7 @@ describe('member agent fail-open in socket mode (GCKS not answering)', () => {
   const sockets: dgram.Socket[] = [];
 
   async function agent(id: string, role: 'speaker' | 'receiver', failMode: 'open' | 'close') {
-    const applicationPort = await freePort();
+    const applicationPort = await freeUdpPort();
     const config = parseAgentConfig(
       {
         identity: { kind: 'psk', id, secret: PSK },
@@ -69,20 +43,15 @@ describe('member agent fail-open in socket mode (GCKS not answering)', () => {
     );
     const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort });
     agents.push(a);
-    const app = await udpSocket();
+    const app = await LoopbackApp.open(applicationPort);
     sockets.push(app.socket);
-    const send = (n: number) => {
-      const b = Buffer.alloc(32);
-      b.writeUInt32BE(n, 0);
-      app.socket.send(b, applicationPort, '127.0.0.1');
-    };
-    return { a, app, send, subscribe: () => app.socket.send(Buffer.alloc(0), applicationPort, '127.0.0.1') };
+    return { a, app, send: (n: number) => app.send(n), subscribe: () => app.subscribe() };
   }
 
   beforeAll(async () => {
-    dataPort = await freePort();
-    espPort = await freePort();
-    gcks = await TestGcks.start({ group: 'fo', groupAddress: GROUP, dataPort, rekeyAddress: REKEY_GROUP, rekeyPort: await freePort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    dataPort = await freeUdpPort();
+    espPort = await freeUdpPort();
+    gcks = await TestGcks.start({ group: 'fo', groupAddress: GROUP, dataPort, rekeyAddress: REKEY_GROUP, rekeyPort: await freeUdpPort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
     silent = dgram.createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
     sockets.push(silent);
@@ -95,7 +64,7 @@ describe('member agent fail-open in socket mode (GCKS not answering)', () => {
 
   it('the fail-open speaker reaches the wire and the fail-open receiver in clear; the fail-close speaker reaches nobody', async () => {
     const COUNT = 20;
-    const wire = await udpSocket({ address: GROUP, port: dataPort, group: GROUP });
+    const wire = await groupListener(GROUP, dataPort);
     sockets.push(wire.socket);
     const open = await agent('open.speakers.test', 'speaker', 'open');
     const closed = await agent('closed.speakers.test', 'speaker', 'close');

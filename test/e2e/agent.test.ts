@@ -5,6 +5,7 @@ import { MemberAgent } from '../../apps/member-agent/src/control/agent.js';
 import { jsonLogger } from '../../apps/member-agent/src/control/logger.js';
 import { StatusServer, agentStatus, formatStatus } from '../../apps/member-agent/src/status/agent-status.js';
 import { TestGcks } from '../support/agent-gcks.js';
+import { LoopbackApp, freeUdpPort, sleep, waitFor } from '../support/udp-loopback.js';
 
 /**
  * Three member agents in socket mode on loopback (real UDP, real multicast on 127.0.0.1) against
@@ -14,7 +15,6 @@ import { TestGcks } from '../support/agent-gcks.js';
  * evicted member receives nothing new while the others lose nothing, and de-registration.
  */
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Ports are taken free at the start of each suite (beforeAll): ESP in UDP to the group uses the
 // same number as the inner data port; the rekey port is another.
 let ESP_PORT = 0;
@@ -26,50 +26,10 @@ const PSK = 'correct horse battery staple';
 const ATD = 1;
 const DTD = 1;
 
-/** A UDP port nobody holds right now (bound to 0, then released). */
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-class App {
-  readonly got: number[] = [];
-  private constructor(readonly socket: dgram.Socket, readonly agentPort: number) {}
-  static async open(agentPort: number): Promise<App> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    const app = new App(s, agentPort);
-    s.on('message', (m) => app.got.push(m.readUInt32BE(0)));
-    return app;
-  }
-  subscribe(): void {
-    this.socket.send(Buffer.alloc(0), this.agentPort, '127.0.0.1');
-  }
-  send(n: number): void {
-    const b = Buffer.alloc(64);
-    b.writeUInt32BE(n, 0);
-    this.socket.send(b, this.agentPort, '127.0.0.1');
-  }
-  close(): Promise<void> {
-    return new Promise((r) => this.socket.close(() => r()));
-  }
-}
-
 describe('member agent end to end on loopback (socket mode, in-process GCKS)', () => {
   let gcks: TestGcks;
   const agents: Record<string, MemberAgent> = {};
-  const apps: Record<string, App> = {};
+  const apps: Record<string, LoopbackApp> = {};
   const logs: string[] = [];
   const names = { s: 'talker.speakers.test', a: 'a.rx.test', b: 'b.rx.test' } as const;
 
@@ -81,8 +41,8 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
   }
 
   beforeAll(async () => {
-    ESP_PORT = DATA_PORT = await freePort();
-    REKEY_PORT = await freePort();
+    ESP_PORT = DATA_PORT = await freeUdpPort();
+    REKEY_PORT = await freeUdpPort();
     gcks = await TestGcks.start({ group: 'demo', groupAddress: GROUP, dataPort: DATA_PORT, rekeyAddress: REKEY_GROUP, rekeyPort: REKEY_PORT, atd: ATD, dtd: DTD, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
     for (const [key, id] of Object.entries(names)) {
       const input: AgentConfigInput = {
@@ -91,7 +51,7 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
         gcks: [
           { address: '127.0.0.1', port: gcks.port, id: 'gcks.test' },
         ],
-        groups: [{ name: 'demo', role: key === 's' ? 'speaker' : 'receiver', applicationPort: await freePort(), address: GROUP, dataPort: DATA_PORT }],
+        groups: [{ name: 'demo', role: key === 's' ? 'speaker' : 'receiver', applicationPort: await freeUdpPort(), address: GROUP, dataPort: DATA_PORT }],
         status: { port: 0 },
         ikeTimeoutMs: 300,
         ikeTries: 2,
@@ -103,7 +63,7 @@ describe('member agent end to end on loopback (socket mode, in-process GCKS)', (
         log: jsonLogger('info', (l) => void logs.push(`${key} ${l}`)),
         espPort: ESP_PORT,
       });
-      apps[key] = await App.open(config.groups[0]!.applicationPort!);
+      apps[key] = await LoopbackApp.open(config.groups[0]!.applicationPort!);
     }
   }, 30_000);
 
@@ -213,7 +173,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
   let gcks: TestGcks;
   let silent: dgram.Socket;
   const agents: MemberAgent[] = [];
-  const apps: App[] = [];
+  const apps: LoopbackApp[] = [];
   let port0 = 0;
   let rekeyPort = 0;
   const group = `239.73.${process.pid % 250}.${(process.pid >> 8) % 250}`;
@@ -233,14 +193,14 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
     );
     const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort: port0 });
     agents.push(a);
-    const app = await App.open(appPort);
+    const app = await LoopbackApp.open(appPort);
     apps.push(app);
     return { a, app, s: a.sessions.get('od')! };
   }
 
   beforeAll(async () => {
-    port0 = await freePort();
-    rekeyPort = await freePort();
+    port0 = await freeUdpPort();
+    rekeyPort = await freeUdpPort();
     gcks = await TestGcks.start({ group: 'od', groupAddress: group, dataPort: port0, rekeyAddress: rekeyGroup, rekeyPort, atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
     silent = dgram.createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
@@ -254,7 +214,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
 
   it('fails over to the next GCKS when the first does not answer', async () => {
     const dead = { address: '127.0.0.1', port: (silent.address() as { port: number }).port };
-    const { s } = await agent('rx1.rx.test', 'receiver', await freePort(), [dead, { address: '127.0.0.1', port: gcks.port }], 'at-start');
+    const { s } = await agent('rx1.rx.test', 'receiver', await freeUdpPort(), [dead, { address: '127.0.0.1', port: gcks.port }], 'at-start');
     await waitFor('registration after failover', () => s.state === 'registered');
     expect(s.counters.failovers).toBe(1);
     expect(s.gcks).toEqual({ address: '127.0.0.1', port: gcks.port });
@@ -263,7 +223,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
 
   it('on-demand: nothing before the first protected packet; that packet triggers registration and is sent once the SA is there', async () => {
     const before = gcks.registrations;
-    const { a, app, s } = await agent('od.speakers.test', 'speaker', await freePort(), [{ address: '127.0.0.1', port: gcks.port }], 'on-demand');
+    const { a, app, s } = await agent('od.speakers.test', 'speaker', await freeUdpPort(), [{ address: '127.0.0.1', port: gcks.port }], 'on-demand');
     const rx = apps[0]!;
     rx.subscribe();
     await sleep(300);
@@ -312,7 +272,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
   });
 
   it('A.3 any-to-any: two speakers share one SA (distinct Sender-IDs in the IV, no anti-replay) and a receiver gets both streams', async () => {
-    const second = await agent('od2.speakers.test', 'speaker', await freePort(), [{ address: '127.0.0.1', port: gcks.port }], 'at-start');
+    const second = await agent('od2.speakers.test', 'speaker', await freeUdpPort(), [{ address: '127.0.0.1', port: gcks.port }], 'at-start');
     await waitFor('second speaker', () => second.s.state === 'registered');
     const first = agents[1]!;
     // One shared SA: both speakers hold the group's current TEK (any source, window 0).
@@ -339,7 +299,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
         identity: { kind: 'psk', id: 'kek.rx.test', secret: PSK },
         trustAnchor: 'unused.pem',
         gcks: [{ address: '127.0.0.1', port: gcks.port }],
-        groups: [{ name: 'od', role: 'receiver', applicationPort: await freePort(), address: group, dataPort: port0 }],
+        groups: [{ name: 'od', role: 'receiver', applicationPort: await freeUdpPort(), address: group, dataPort: port0 }],
         kekRenewBeforeSeconds: 3599, // the test GCKS's KEK lives 3600 s: renew after about 1 s
       },
       '/',
@@ -355,7 +315,7 @@ describe('member agent: failover, on-demand registration (RFC 5374 §4.1.1), unk
 describe('member agent: an SSM group (RFC 4607) on loopback', () => {
   let gcks: TestGcks;
   const agents: MemberAgent[] = [];
-  const apps: App[] = [];
+  const apps: LoopbackApp[] = [];
   let port0 = 0;
   const group = `232.75.${process.pid % 250}.${(process.pid >> 8) % 250}`;
 
@@ -371,14 +331,14 @@ describe('member agent: an SSM group (RFC 4607) on loopback', () => {
     );
     const a = await MemberAgent.start({ config, secrets: { trustAnchorPem: gcks.anchorPem, psk: new TextEncoder().encode(PSK) }, log: jsonLogger('error', () => undefined), espPort: port0 });
     agents.push(a);
-    const app = await App.open(appPort);
+    const app = await LoopbackApp.open(appPort);
     apps.push(app);
     return { a, app };
   }
 
   beforeAll(async () => {
-    port0 = await freePort();
-    gcks = await TestGcks.start({ group: 'ssm', groupAddress: group, dataPort: port0, rekeyAddress: `239.76.${process.pid % 250}.1`, rekeyPort: await freePort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
+    port0 = await freeUdpPort();
+    gcks = await TestGcks.start({ group: 'ssm', groupAddress: group, dataPort: port0, rekeyAddress: `239.76.${process.pid % 250}.1`, rekeyPort: await freeUdpPort(), atd: 1, dtd: 1, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));
@@ -387,8 +347,8 @@ describe('member agent: an SSM group (RFC 4607) on loopback', () => {
   });
 
   it('the receiver joins (S,G) for the speaker only: the speaker reaches it, another source does not', async () => {
-    const speaker = await agent('ssm.speakers.test', 'speaker', await freePort());
-    const rx = await agent('ssm.rx.test', 'receiver', await freePort(), '127.0.0.1');
+    const speaker = await agent('ssm.speakers.test', 'speaker', await freeUdpPort());
+    const rx = await agent('ssm.rx.test', 'receiver', await freeUdpPort(), '127.0.0.1');
     await waitFor('registration', () => agents.every((a) => a.sessions.get('ssm')!.state === 'registered'));
     rx.app.subscribe();
     await sleep(200);

@@ -3,11 +3,10 @@
  * receiver, each a Datapath with its own UdpBind) exchange ESP in UDP over 127.0.0.1 multicast;
  * what the receiver delivers is byte for byte what the speaker's application sent.
  */
-import dgram from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Datapath, MemoryPlaintextPort, type GspdEntry, type SaConfig } from '@app/datapath';
 import { udp4Packet } from '../../../../test/support/netns-packets.js';
+import { freeUdpPort, waitFor } from '../../../../test/support/udp-loopback.js';
 import { UdpBind } from './udp-bind.js';
 
 const GROUP = '239.77.1.1';
@@ -15,14 +14,6 @@ const clock = { now: () => 1_000_000 };
 const policy: GspdEntry[] = [
   { id: 'g', action: 'protect', selector: { destination: `${GROUP}/32`, protocol: 17, destinationPort: 6000 }, groupId: 'grp' },
 ];
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function sa(port: number, direction: 'sender-only' | 'receiver-only'): SaConfig {
   return {
@@ -49,7 +40,7 @@ afterEach(async () => {
 
 describe('UdpBind with the datapath over loopback multicast (no root)', () => {
   it('carries 50 protected packets from a speaker to a receiver, delivered byte for byte', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const options = { family: 4, localAddress: '127.0.0.1', port, localPort: 0, multicastInterface: '127.0.0.1' } as const;
     const speakerBind = await UdpBind.open(options);
     const receiverBind = await UdpBind.open({ ...options, groups: [{ group: GROUP, interface: '127.0.0.1', source: '127.0.0.1' }] });
@@ -67,8 +58,7 @@ describe('UdpBind with the datapath over loopback multicast (no root)', () => {
     );
     for (const p of sent) app.emit(p);
 
-    const end = Date.now() + 10_000;
-    while (delivered.deliveredCount < sent.length && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    await waitFor('delivery', () => delivered.deliveredCount >= sent.length).catch(() => undefined); // the figures below say what is missing
 
     expect(speaker.stats()).toMatchObject({ sent: 50 });
     expect(speakerBind.stats).toMatchObject({ sentPackets: 50, sendErrors: 0 });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Datapath, type GspdEntry, type SaConfig } from '@app/datapath';
 import { internetChecksum, udp4Packet, udp6Packet } from '../../../../test/support/netns-packets.js';
+import { freeUdpPort, waitFor } from '../../../../test/support/udp-loopback.js';
 import { UdpBind } from './udp-bind.js';
 import { UdpPlaintextPort } from './udp-plaintext-port.js';
 
@@ -18,14 +19,6 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** A plain application socket on 127.0.0.1 that records what it receives. */
 async function app(): Promise<{ socket: dgram.Socket; port: number; got: string[] }> {
   const socket = dgram.createSocket('udp4');
@@ -34,14 +27,6 @@ async function app(): Promise<{ socket: dgram.Socket; port: number; got: string[
   socket.on('message', (m) => got.push(m.toString()));
   closers.push(() => new Promise<void>((r) => socket.close(() => r())));
   return { socket, port: (socket.address() as AddressInfo).port, got };
-}
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 async function member(espPort: number, direction: 'sender-only' | 'receiver-only', deliverTo: { address: string; port: number }[] = []) {
@@ -82,7 +67,7 @@ async function member(espPort: number, direction: 'sender-only' | 'receiver-only
 
 describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () => {
   it('carries an application’s datagrams to the other member’s subscribed and configured applications', async () => {
-    const espPort = await freePort();
+    const espPort = await freeUdpPort();
     const configured = await app();
     const a = await member(espPort, 'sender-only');
     const b = await member(espPort, 'receiver-only', [{ address: '127.0.0.1', port: configured.port }]);
@@ -92,10 +77,10 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     // A listen-only application subscribes at B with an empty datagram; one at A does the same.
     listener.socket.send(Buffer.alloc(0), b.listen.port, '127.0.0.1');
     neighbour.socket.send(Buffer.alloc(0), a.listen.port, '127.0.0.1');
-    await waitFor(() => b.port.stats.subscribeOnly === 1 && a.port.stats.subscribeOnly === 1);
+    await waitFor('both subscriptions', () => b.port.stats.subscribeOnly === 1 && a.port.stats.subscribeOnly === 1);
 
     for (let i = 0; i < 20; i++) sender.socket.send(`hello ${i}`, a.listen.port, '127.0.0.1');
-    await waitFor(() => listener.got.length === 20 && configured.got.length === 20 && neighbour.got.length === 20);
+    await waitFor('delivery to all three apps', () => listener.got.length === 20 && configured.got.length === 20 && neighbour.got.length === 20);
 
     const expected = Array.from({ length: 20 }, (_, i) => `hello ${i}`);
     expect(listener.got).toEqual(expected);
@@ -121,7 +106,7 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     const listen = sut.listenEndpoint(GROUP, APP_PORT)!;
     const listener = await app();
     listener.socket.send(Buffer.alloc(0), listen.port, '127.0.0.1');
-    await waitFor(() => sut.stats.subscribeOnly === 1);
+    await waitFor('the subscription', () => sut.stats.subscribeOnly === 1);
 
     sut.deliver(Buffer.from('not an ip packet'));
     sut.deliver(new Uint8Array(0));
@@ -130,7 +115,7 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     expect(sut.stats).toMatchObject({ delivered: 4, deliverMalformed: 2, deliverNoGroup: 2, toApps: 0 });
 
     sut.deliver(udp4Packet({ src: '127.0.0.9', dst: GROUP, srcPort: 1, dstPort: APP_PORT, payload: Buffer.from('first') }));
-    await waitFor(() => listener.got.length === 1);
+    await waitFor('the first delivery', () => listener.got.length === 1);
     now = 5000; // the listener has been silent for longer than the subscription lasts
     sut.deliver(udp4Packet({ src: '127.0.0.9', dst: GROUP, srcPort: 1, dstPort: APP_PORT, payload: Buffer.from('second') }));
     expect(sut.stats.toApps).toBe(1);
@@ -148,7 +133,7 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     sut.onPacket((p) => built.push(p));
     const sender = await app();
     sender.socket.send('payload', sut.listenEndpoint(GROUP, APP_PORT)!.port, '127.0.0.1');
-    await waitFor(() => built.length === 1);
+    await waitFor('the built packet', () => built.length === 1);
     // Byte for byte what an independent builder makes for the same datagram (ID 1, TTL 3, no DF),
     // apart from the UDP checksum, which the independent builder leaves at zero ("none").
     const p = Buffer.from(built[0]!);
@@ -179,12 +164,12 @@ describe('UdpPlaintextPort (socket mode) over loopback with the datapath', () =>
     closers.push(() => new Promise<void>((r) => socket.close(() => r())));
     const myPort = (socket.address() as AddressInfo).port;
     socket.send('six', sut.listenEndpoint('ff3e::7', APP_PORT)!.port, '::1');
-    await waitFor(() => built.length === 1);
+    await waitFor('the built packet', () => built.length === 1);
     const expected = udp6Packet({ src: '2001:db8::7', dst: 'ff3e::7', srcPort: myPort, dstPort: APP_PORT, payload: Buffer.from('six'), hopLimit: 1 });
     expect(Buffer.from(built[0]!).toString('hex')).toBe(expected.toString('hex'));
     // And back: a delivered IPv6 packet reaches the application that spoke (it is subscribed).
     sut.deliver(udp6Packet({ src: '2001:db8::9', dst: 'ff3e::7', srcPort: 1, dstPort: APP_PORT, payload: Buffer.from('back') }));
-    await waitFor(() => got.length === 1);
+    await waitFor('the delivery back', () => got.length === 1);
     expect(got).toEqual(['back']);
   });
 

@@ -1,17 +1,8 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IPPROTO_UDP, IpPacketInfo, formatIpAddress, internetChecksum, parseIpPacket, pseudoHeaderSum } from '@app/codec';
+import { freeUdpPort, sleep } from '../../../../test/support/udp-loopback.js';
 import { MAX_SUBSCRIBERS, UdpAppPort } from './udp-app-port.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A UDP port nobody holds right now (bound to 0, then released). */
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 async function client(): Promise<{ s: dgram.Socket; got: Buffer[] }> {
   const s = dgram.createSocket('udp4');
@@ -28,7 +19,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('wraps an application datagram into a valid inner IPv4/UDP packet to the group', async () => {
-    const port0 = await freePort();
+    const port0 = await freeUdpPort();
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.5', dataPort: 5000, applicationPort: port0 }] });
     open.push(sut);
     const packets: Uint8Array[] = [];
@@ -51,7 +42,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('delivers verified packets for the group to each subscriber as the bare payload; other packets are counted', async () => {
-    const port0 = (await freePort()) - 1;
+    const port0 = (await freeUdpPort()) - 1;
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.6', dataPort: 5000, applicationPort: port0 + 1 }] });
     open.push(sut);
     const a = await client();
@@ -78,7 +69,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('keeps at most MAX_SUBSCRIBERS per group, the oldest giving way', async () => {
-    const port0 = (await freePort()) - 2;
+    const port0 = (await freeUdpPort()) - 2;
     const sut = await UdpAppPort.open({ localAddress: '127.0.0.1', applicationAddress: '127.0.0.1', groups: [{ name: 'g', address: '239.5.5.7', dataPort: 5000, applicationPort: port0 + 2 }] });
     open.push(sut);
     const clients = await Promise.all(Array.from({ length: MAX_SUBSCRIBERS + 2 }, () => client()));
@@ -90,7 +81,7 @@ describe('UdpAppPort (socket mode application side)', () => {
   });
 
   it('refuses a port already in use (typed socket error, nothing left open)', async () => {
-    const port0 = (await freePort()) - 2;
+    const port0 = (await freeUdpPort()) - 2;
     const blocker = dgram.createSocket('udp4');
     await new Promise<void>((r) => blocker.bind(port0 + 2, '127.0.0.1', () => r()));
     open.push({ close: () => new Promise<void>((r) => blocker.close(() => r())) });
