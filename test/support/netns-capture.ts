@@ -3,7 +3,9 @@
  * parser for the frames (hex of each IP packet), and tshark, given an SA's key, to open ESP.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { addressBytes, addressText } from '../../apps/member-agent/src/net/ip-address.js';
+import { JsonLines, stopChild, type NetnsLab } from './netns.js';
 
 const PROTO_ESP = 50;
 const PROTO_UDP = 17;
@@ -141,4 +143,55 @@ export function tsharkSasFromKeyLog(text: string): TsharkSa[] {
     out.push({ family: f[0] === 'IPv6' ? 6 : 4, src: f[1]!, dst: f[2]!, spi: Number(f[3]), key: f[5]!.replace(/^0x/, '') });
   }
   return out;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A capture on the lab's bridge `br0` (tcpdump, 8 MiB buffer, a packet per write) into `file`.
+ * The returned stop() waits until the file has stopped growing (bounded), stops tcpdump, and
+ * rejects if tcpdump reports any packet dropped by the kernel (an incomplete capture would make
+ * the frame counts meaningless).
+ */
+export async function bridgeCapture(lab: NetnsLab, file: string): Promise<() => Promise<void>> {
+  const child = lab.spawn(lab.bridgeNamespace, 'tcpdump', ['-i', 'br0', '-n', '-B', '8192', '-U', '--immediate-mode', '-w', file]);
+  const log = new JsonLines(child);
+  for (let until = Date.now() + 15_000; !log.stderr.some((l) => l.includes('listening on')); await pause(100)) {
+    if (Date.now() > until) throw new Error(`tcpdump did not start: ${log.stderr.join(' | ')}`);
+  }
+  await pause(200); // the socket is attached before "listening on"; let the ring settle
+  return async () => {
+    const size = () => (existsSync(file) ? statSync(file).size : 0);
+    for (let last = -1, i = 0; i < 30 && size() !== last; i++) {
+      last = size();
+      await pause(200);
+    }
+    await stopChild(child);
+    for (let until = Date.now() + 5_000; !log.stderr.some((l) => l.includes('dropped by kernel')) && Date.now() < until; ) await pause(100);
+    const dropped = log.stderr.map((l) => /^(\d+) packets? dropped by kernel/.exec(l)).find((m) => m !== null);
+    if (dropped && Number(dropped[1]) > 0) throw new Error(`tcpdump lost ${dropped[1]} packets: ${log.stderr.join(' | ')}`);
+  };
+}
+
+/**
+ * The ESP header fields of a captured frame (RFC 4303 §2): SPI, sequence number, and the first
+ * `ivLength` octets after them (the IV of AES-GCM/CTR, RFC 4106 §3.1), hex. Undefined for a
+ * frame that is not ESP (native, or in UDP to `espPort`) or too short.
+ */
+export function espHeader(frame: Frame, espPort: number, ivLength = 8): { spi: number; seq: number; iv: string } | undefined {
+  const p = Buffer.from(frame.hex, 'hex');
+  let off: number;
+  if (p.length >= 20 && p[0]! >> 4 === 4) off = (p[0]! & 0x0f) * 4;
+  else if (p.length >= 40 && p[0]! >> 4 === 6) off = 40;
+  else return undefined;
+  if (frame.proto === PROTO_UDP) {
+    if (p.length < off + 8 || p.readUInt16BE(off + 2) !== espPort) return undefined;
+    off += 8;
+  } else if (frame.proto !== PROTO_ESP) {
+    return undefined;
+  }
+  if (p.length < off + 8 + ivLength) return undefined;
+  const spi = p.readUInt32BE(off);
+  if (spi === 0) return undefined; // the non-ESP marker (RFC 3948 §2.2)
+  return { spi, seq: p.readUInt32BE(off + 4), iv: p.subarray(off + 8, off + 8 + ivLength).toString('hex') };
 }

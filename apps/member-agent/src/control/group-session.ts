@@ -104,6 +104,10 @@ export interface HeldSa {
   spi: number;
   policyId: string;
   source?: string;
+  /** The SA's anti-replay window in packets; 0 = off (an A.3 SA shared by many speakers). */
+  replayWindow: number;
+  /** This member's Sender-ID in the SA's counter-mode IVs (RFC 6054), when the group uses them. */
+  senderId?: number;
   installedAt: number;
   activateAt: number;
   deleteAt?: number;
@@ -468,7 +472,16 @@ export class GroupSession {
         this.deps.log.warn('SA install refused by the datapath', { group: this.name, spi: c.spi, reason: (e as Error).message });
         continue;
       }
-      const held: HeldSa = { spi: c.spi, policyId: c.policyId, ...(c.source ? { source: c.source } : {}), installedAt: now, activateAt, state: activateAt > now ? 'pending' : 'active' };
+      const held: HeldSa = {
+        spi: c.spi,
+        policyId: c.policyId,
+        ...(c.source ? { source: c.source } : {}),
+        replayWindow: c.replayWindow,
+        ...(c.senderId !== undefined ? { senderId: c.senderId } : {}),
+        installedAt: now,
+        activateAt,
+        state: activateAt > now ? 'pending' : 'active',
+      };
       this.sas.set(c.spi, held);
       this.event(now, c.spi, 'installed', cause);
       if (activateAt > now) this.at(activateAt, () => this.activated(held, cause));

@@ -13,6 +13,10 @@ export interface SaStatus {
   /** The speaker of a per-speaker SA (A.2: its source selector); absent for an SA of any source. */
   source?: string;
   edge: 'pending' | 'leading' | 'trailing';
+  /** Anti-replay window in packets (RFC 4303 §3.4.3); 0 = off, as on an A.3 SA shared by all speakers. */
+  antiReplayWindow: number;
+  /** This member's Sender-ID in the SA's IVs (RFC 6054); absent when the group assigns none. */
+  senderId?: number;
   ageSeconds: number;
   packetsIn: number;
   bytesIn: number;
@@ -66,6 +70,8 @@ export function agentStatus(agent: MemberAgent, now: number): AgentStatus {
         spi: hex(h.spi),
         ...(h.source !== undefined ? { source: h.source } : {}),
         edge: h.state === 'pending' ? 'pending' : h.state === 'retiring' ? 'trailing' : 'leading',
+        antiReplayWindow: h.replayWindow,
+        ...(h.senderId !== undefined ? { senderId: h.senderId } : {}),
         ageSeconds: Math.max(0, Math.round((now - h.installedAt) / 1000)),
         packetsIn: d?.packetsIn ?? 0,
         bytesIn: d?.bytesIn ?? 0,
@@ -186,7 +192,11 @@ export function formatStatus(s: AgentStatus): string {
   if (drops.length > 0) lines.push(`drops ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const g of s.groups) {
     lines.push(`group ${g.name}  role ${g.role}  state ${g.state}  gcks ${g.gcks ?? '-'}  token edition ${g.tokenEdition ?? '-'}  last rekey ${g.lastRekeyAt ?? '-'}`);
-    for (const sa of g.sas) lines.push(`  SA ${sa.spi}${sa.source ? ` from ${sa.source}` : ''} ${sa.edge.padEnd(8)} age ${sa.ageSeconds}s  in ${sa.packetsIn}p/${sa.bytesIn}B  out ${sa.packetsOut}p/${sa.bytesOut}B`);
+    for (const sa of g.sas) {
+      const replay = sa.antiReplayWindow > 0 ? `replay ${sa.antiReplayWindow}` : 'replay off';
+      const sid = sa.senderId !== undefined ? `  sender-id ${sa.senderId}` : '';
+      lines.push(`  SA ${sa.spi}${sa.source ? ` from ${sa.source}` : ''} ${sa.edge.padEnd(8)} age ${sa.ageSeconds}s  in ${sa.packetsIn}p/${sa.bytesIn}B  out ${sa.packetsOut}p/${sa.bytesOut}B  ${replay}${sid}`);
+    }
     const c = Object.entries(g.counters).filter(([, v]) => v > 0);
     if (c.length > 0) lines.push(`  counters ${c.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     if (g.lastError) lines.push(`  last error: ${g.lastError}`);
