@@ -15,26 +15,10 @@
  * refusal is counted in `stats`.
  */
 import dgram from 'node:dgram';
-import {
-  CodecError,
-  formatIpAddress,
-  internetChecksum,
-  IpPacketInfo,
-  parseIpAddress,
-  parseIpPacket,
-  pseudoHeaderSum,
-  writeIpv4Header,
-  writeIpv6Header,
-  writeUdpHeader,
-} from '@app/codec';
+import { formatIpAddress, IpPacketInfo, parseIpAddress } from '@app/codec';
 import type { PlaintextPort } from '@app/datapath';
+import { buildInnerUdpPacket, innerUdpPayload, maxInnerUdpPayload } from '../plaintext/inner-udp.js';
 import { addressFamily, isMulticast } from './ip-address.js';
-
-const IPPROTO_UDP = 17;
-const IPV4_HEADER = 20;
-const IPV6_HEADER = 40;
-const UDP_HEADER = 8;
-const MAX_IP_LENGTH = 0xffff;
 
 export interface Endpoint {
   readonly address: string;
@@ -177,19 +161,8 @@ export class UdpPlaintextPort implements PlaintextPort {
     if (this.closed) return;
     this.stats.delivered++;
     const info = this.info;
-    try {
-      parseIpPacket(packet, 0, packet.length, info);
-    } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
-      this.stats.deliverMalformed++;
-      return;
-    }
-    if (info.protocol !== IPPROTO_UDP || info.fragment || info.dstPort < 0) {
-      this.stats.deliverMalformed++;
-      return;
-    }
-    const udpLength = (packet[info.upperOffset + 4]! << 8) | packet[info.upperOffset + 5]!;
-    if (udpLength < UDP_HEADER || info.upperOffset + udpLength > info.end) {
+    const payload = innerUdpPayload(packet, info);
+    if (!payload) {
       this.stats.deliverMalformed++;
       return;
     }
@@ -198,7 +171,7 @@ export class UdpPlaintextPort implements PlaintextPort {
       this.stats.deliverNoGroup++;
       return;
     }
-    this.toLocalApps(state, packet.subarray(info.upperOffset + UDP_HEADER, info.upperOffset + udpLength), undefined);
+    this.toLocalApps(state, payload, undefined);
   }
 
   /** Sends a payload to the group's `deliverTo` endpoints and live subscribers, except `except`. */
@@ -267,29 +240,22 @@ export class UdpPlaintextPort implements PlaintextPort {
       this.stats.subscribeOnly++;
       return;
     }
-    const v6 = this.source.length === 16;
-    const header = v6 ? IPV6_HEADER : IPV4_HEADER;
-    const total = header + UDP_HEADER + msg.length;
-    if (total > MAX_IP_LENGTH + (v6 ? IPV6_HEADER : 0)) {
+    if (msg.length > maxInnerUdpPayload(this.source.length)) {
       this.stats.tooLarge++;
       return;
     }
-    const packet = Buffer.allocUnsafe(total);
-    const ttl = this.options.ttl ?? 1;
-    const udpLength = UDP_HEADER + msg.length;
-    if (v6) writeIpv6Header(packet, 0, 0, udpLength, IPPROTO_UDP, ttl, this.source, 0, state.groupBytes, 0);
-    else {
-      this.ipv4Id = (this.ipv4Id + 1) & 0xffff;
-      writeIpv4Header(packet, 0, 0, total, this.ipv4Id, false, ttl, IPPROTO_UDP, this.source, 0, state.groupBytes, 0);
-    }
-    writeUdpHeader(packet, header, rinfo.port, state.config.groupPort, udpLength, 0);
-    msg.copy(packet, header + UDP_HEADER);
-    const srcOffset = v6 ? 8 : 12;
-    const dstOffset = v6 ? 24 : 16;
-    const sum = pseudoHeaderSum(packet, srcOffset, dstOffset, this.source.length, udpLength, IPPROTO_UDP);
-    const checksum = internetChecksum(packet, header, total, sum) || 0xffff; // RFC 768: 0 is sent as all ones
-    packet[header + 6] = checksum >> 8;
-    packet[header + 7] = checksum & 0xff;
+    if (this.source.length === 4) this.ipv4Id = (this.ipv4Id + 1) & 0xffff;
+    const packet = buildInnerUdpPacket(
+      {
+        source: this.source,
+        destination: state.groupBytes,
+        sourcePort: rinfo.port,
+        destinationPort: state.config.groupPort,
+        ttl: this.options.ttl ?? 1,
+        identification: this.ipv4Id,
+      },
+      msg,
+    );
     this.stats.built++;
     if (this.options.loopback ?? true) this.toLocalApps(state, msg, `${rinfo.address}|${rinfo.port}`);
     try {

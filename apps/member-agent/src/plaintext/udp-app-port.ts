@@ -13,23 +13,9 @@
  * application's side of the agent, not the network's, and carries only plaintext on loopback.
  */
 import dgram from 'node:dgram';
-import {
-  IP_DEFAULT_TTL,
-  IPPROTO_UDP,
-  IPV4_MIN_HEADER_LENGTH,
-  IPV6_HEADER_LENGTH,
-  IpPacketInfo,
-  UDP_HEADER_LENGTH,
-  formatIpAddress,
-  internetChecksum,
-  parseIpAddress,
-  parseIpPacket,
-  pseudoHeaderSum,
-  writeIpv4Header,
-  writeIpv6Header,
-  writeUdpHeader,
-} from '@app/codec';
+import { IP_DEFAULT_TTL, IpPacketInfo, formatIpAddress, parseIpAddress } from '@app/codec';
 import type { PlaintextPort } from '@app/datapath';
+import { buildInnerUdpPacket, innerUdpPayload } from './inner-udp.js';
 
 /** Subscribers kept per group. */
 export const MAX_SUBSCRIBERS = 16;
@@ -136,41 +122,21 @@ export class UdpAppPort implements PlaintextPort {
 
   /** Inner IP/UDP packet: local address -> group, data port both ways, checksummed (RFC 768). */
   buildPacket(gs: GroupSocket, payload: Uint8Array): Uint8Array {
-    const v4 = this.local.length === 4;
-    const ipLen = v4 ? IPV4_MIN_HEADER_LENGTH : IPV6_HEADER_LENGTH;
-    const udpLen = UDP_HEADER_LENGTH + payload.length;
-    const out = new Uint8Array(ipLen + udpLen);
-    if (v4) {
-      this.ident = (this.ident + 1) & 0xffff;
-      writeIpv4Header(out, 0, 0, out.length, this.ident, false, IP_DEFAULT_TTL, IPPROTO_UDP, this.local, 0, gs.addressBytes, 0);
-    } else {
-      writeIpv6Header(out, 0, 0, udpLen, IPPROTO_UDP, IP_DEFAULT_TTL, this.local, 0, gs.addressBytes, 0);
-    }
-    out.set(payload, ipLen + UDP_HEADER_LENGTH);
-    writeUdpHeader(out, ipLen, gs.group.dataPort, gs.group.dataPort, udpLen, 0);
-    const alen = this.local.length;
-    const srcOff = v4 ? 12 : 8;
-    const sum = pseudoHeaderSum(out, srcOff, srcOff + alen, alen, udpLen, IPPROTO_UDP);
-    const c = internetChecksum(out, ipLen, out.length, sum) || 0xffff;
-    out[ipLen + 6] = c >> 8;
-    out[ipLen + 7] = c & 0xff;
-    return out;
+    if (this.local.length === 4) this.ident = (this.ident + 1) & 0xffff;
+    return buildInnerUdpPacket(
+      { source: this.local, destination: gs.addressBytes, sourcePort: gs.group.dataPort, destinationPort: gs.group.dataPort, ttl: IP_DEFAULT_TTL, identification: this.ident },
+      payload,
+    );
   }
 
   deliver(packet: Uint8Array): void {
-    let p: IpPacketInfo;
-    try {
-      p = parseIpPacket(packet, 0, packet.length, this.info);
-    } catch {
+    const p = this.info;
+    const payload = innerUdpPayload(packet, p);
+    const gs = payload && this.byAddress.get(formatIpAddress(packet, p.dstOffset, p.addressLength));
+    if (!payload || !gs) {
       this.stats.undeliverable++;
       return;
     }
-    const gs = this.byAddress.get(formatIpAddress(packet, p.dstOffset, p.addressLength));
-    if (!gs || p.protocol !== IPPROTO_UDP || p.fragment || p.end - p.upperOffset < UDP_HEADER_LENGTH) {
-      this.stats.undeliverable++;
-      return;
-    }
-    const payload = packet.subarray(p.upperOffset + UDP_HEADER_LENGTH, p.end);
     for (const s of gs.subscribers) {
       gs.socket.send(payload, s.port, s.address, (err) => {
         if (err) this.stats.socketErrors++;
