@@ -230,6 +230,54 @@ describe('a registration that cannot be persisted', () => {
   });
 });
 
+describe('a group commit whose COMMIT fails', () => {
+  it('drops the held answer, keeps nothing, reads the group back; the member registers again and earlier members follow the next rekey', async () => {
+    const id = await h.group('commitfail', REKEY_ADDR, REKEY_PORT + 3, [{ idType: 'san-dns', pattern: '*.rx.example.org', role: 'receiver' }]);
+    const early = await mk('early.rx.example.org');
+    expect((await early.register({ gcksPort: port(), group: 'commitfail', ca: h.ca(), ownerAnchor: h.ownerAnchor() })).ok).toBe(true);
+    await early.listenRekeys(REKEY_ADDR, REKEY_PORT + 3, h.ownerAnchor(), 'commitfail');
+    const reg = h.registration();
+    const rows = async () => ({
+      members: (await gcks.ds.query(`SELECT "identity" FROM "members" WHERE "groupId" = ? ORDER BY "identity"`, [id])).map((r: { identity: string }) => r.identity),
+      group: (await gcks.ds.query(`SELECT "lastMessageId", "stateJson" FROM "gkm_groups" WHERE "groupId" = ?`, [id]))[0],
+      epoch: (await gcks.ds.query(`SELECT "epoch" FROM "lkh_trees" WHERE "id" = ?`, [id]))[0].epoch,
+    });
+    const before = await rows();
+    const c0 = reg.counters;
+    // The next COMMIT fails (after the batch's statements ran): SQLite rolls the batch back.
+    const gc = reg.commits as unknown as { commit(): void };
+    const real = gc.commit;
+    gc.commit = () => {
+      gc.commit = real;
+      throw new Error('injected: COMMIT fails');
+    };
+    const lost = await mk('lost.rx.example.org');
+    const r = await lost.register({ gcksPort: port(), group: 'commitfail', ca: h.ca(), ownerAnchor: h.ownerAnchor() });
+    expect(r).toMatchObject({ ok: false, reason: 'IKE' });
+    expect(lost.teks).toEqual([]);
+    const c1 = reg.counters;
+    expect((c1.group_commit_rollbacks ?? 0) - (c0.group_commit_rollbacks ?? 0)).toBe(1);
+    // The retransmitted GSA_AUTH found no SA (its cached answer carried keys that were not kept).
+    expect((c1.drop_unknown_spi ?? 0) - (c0.drop_unknown_spi ?? 0)).toBeGreaterThan(0);
+    expect(await rows()).toEqual(before);
+    expect(reg.groupStatus(id)).toMatchObject({ members: 1, lastMessageId: before.group.lastMessageId, epoch: before.epoch });
+
+    const again = await mk('lost.rx.example.org');
+    expect((await again.register({ gcksPort: port(), group: 'commitfail', ca: h.ca(), ownerAnchor: h.ownerAnchor() })).ok).toBe(true);
+    await again.listenRekeys(REKEY_ADDR, REKEY_PORT + 3, h.ownerAnchor(), 'commitfail');
+    expect((await rows()).members).toEqual(['early.rx.example.org', 'lost.rx.example.org']);
+    const nE = early.rekeys.length;
+    const nA = again.rekeys.length;
+    const forced = await h.api.post(`/api/v1/groups/${id}/rekey`);
+    expect(forced.status).toBeLessThan(300);
+    await early.waitFor(() => early.rekeys.length > nE);
+    await again.waitFor(() => again.rekeys.length > nA);
+    expect(early.rekeys.slice(nE).filter((e) => !e.ok)).toEqual([]);
+    expect(again.rekeys.slice(nA).filter((e) => !e.ok)).toEqual([]);
+    expect(early.rekeys.slice(nE).some((e) => e.ok && e.teks > 0)).toBe(true);
+  });
+});
+
 describe('hostile datagrams at the registration port', () => {
   it('arbitrary and mutated datagrams are each answered or dropped and counted; nothing changes; registration still works', async () => {
     const before = await snapshot();

@@ -10,6 +10,10 @@ export interface RawDb {
   prepare(sql: string): RawStatement;
   transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
   pragma(sql: string): unknown;
+  /** Runs SQL without results (BEGIN / COMMIT / ROLLBACK of the registration group commit). */
+  exec(sql: string): unknown;
+  /** The connection is inside a transaction (ours or TypeORM's). */
+  readonly inTransaction: boolean;
 }
 
 /**

@@ -21,16 +21,16 @@ import {
   type RegistrationOutcome,
   type RekeyReason,
 } from '@app/gkm';
-import { LkhTreeStore, NodeKeySealer } from '@app/lkh';
+import { NodeKeySealer } from '@app/lkh';
 import { CLOCK, RANDOM_BYTES, type Clock, type RandomBytes } from '../common/clock.js';
 import { DomainError } from '../common/domain-error.js';
 import { GCKS_CONFIG, type GcksConfig } from '../config/gcks-config.js';
 import { GcksKeysService } from '../keys/gcks-keys.service.js';
 import { rawDb, type RawDb, type RawStatement } from '../keys/raw-db.js';
-import { SqliteLkhTreeRepository } from '../lkh/sqlite-lkh-tree.repository.js';
 import { MasterKeyService } from '../security/master-key.service.js';
 import { SecretBox } from '../security/secret-box.js';
 import { GkmStore } from '../rekey/gkm-store.js';
+import { GroupCommit } from '../rekey/group-commit.js';
 import { GroupKeyState, LKH_KEY_SIZE, type MemberRecord, type OutgoingRekey } from '../rekey/group-key-state.js';
 import { RekeySender, realTimers, type RekeyTimers } from '../rekey/rekey-sender.js';
 import { loadGroupConfig, padAllows, type GroupConfig, type PadRow } from './group-config.js';
@@ -98,6 +98,15 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   private anchorsCache?: { at: number; anchors: Certificate[] };
   private pskRule?: RawStatement;
   private closed = false;
+  /** Registrations of one event-loop turn commit together; their answers wait for the COMMIT. */
+  commits!: GroupCommit;
+  /** IKE SAs that registered in the open batch (forgotten if its COMMIT fails). */
+  private readonly batchSpis = new Set<string>();
+  /** TypeORM queries first commit the open batch (one connection: theirs must not join ours). */
+  private readonly flushBeforeQuery = { beforeQuery: () => void this.commits?.flush() };
+  private registrar!: ReturnType<typeof groupRegistrar>;
+  /** The groups are being read back after a failed commit. */
+  private reloading = false;
   /** Ports that could not be bound at start. */
   listenErrors = 0;
   readonly listen: RegistrationListenOptions;
@@ -135,9 +144,11 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     const sealer = new NodeKeySealer(sealerKey);
     sealerKey.fill(0);
     this.store = new GkmStore(this.db, sealer, () => this.clock.now());
+    this.commits = new GroupCommit(this.db, { onRollback: (e) => this.onBatchRollback(e) });
+    this.ds.subscribers.push(this.flushBeforeQuery as never);
     this.sender = new RekeySender(this.listen.host, this.timers);
     this.responder = this.makeResponder();
-    await this.restore(sealer);
+    this.restore();
     // A port already taken must not keep the console and REST API down (the operator fixes the
     // configuration there); it is logged as an error and counted.
     for (const [port, marker] of [[this.listen.port, this.listen.natT], ...(this.listen.plainPort !== undefined ? [[this.listen.plainPort, false]] : [])] as [number, boolean][]) {
@@ -156,6 +167,10 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
 
   close(): void {
     if (this.closed) return;
+    // What the last turn registered is committed and answered before the sockets close.
+    this.commits?.flush();
+    const i = this.ds.subscribers.indexOf(this.flushBeforeQuery as never);
+    if (i >= 0) this.ds.subscribers.splice(i, 1);
     this.closed = true;
     for (const g of this.groups.values()) if (g.timer !== undefined) this.timers.clearTimeout(g.timer);
     for (const s of this.sockets) s.socket.close();
@@ -170,7 +185,13 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   }
 
   get counters(): Record<string, number> {
-    return { ...this.responder.counters.toJSON(), rekeys_sent: this.sender.stats.sent, rekey_send_errors: this.sender.stats.errors };
+    return {
+      ...this.responder.counters.toJSON(),
+      rekeys_sent: this.sender.stats.sent,
+      rekey_send_errors: this.sender.stats.errors,
+      group_commits: this.commits.stats.commits,
+      group_commit_rollbacks: this.commits.stats.rollbacks,
+    };
   }
 
   private bind(port: number, marker: boolean): Promise<void> {
@@ -207,13 +228,16 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       findGroup: (idg) => this.findGroup(idg),
       onOutcome: (o) => this.onOutcome(o),
     });
+    this.registrar = registrar;
     const gcksCert = this.keys.gcksCertificate;
+    const send = (datagram: Uint8Array, path: IkePath) => {
+      const s = this.sockets.length === 1 ? this.sockets[0] : (this.sockets.find((x) => x.port === path.localPort) ?? this.sockets[0]);
+      s?.socket.send(datagram, path.remotePort, path.remoteAddress);
+    };
     return new IkeResponder({
       transport: {
-        send: (datagram, path) => {
-          const s = this.sockets.find((x) => x.port === path.localPort) ?? this.sockets[0];
-          s?.socket.send(datagram, path.remotePort, path.remoteAddress);
-        },
+        // Held while a batch is open: an answer may carry keys that are not committed yet.
+        send: (datagram, path) => (this.commits.isOpen ? this.commits.afterCommit(() => send(datagram, path)) : send(datagram, path)),
       },
       clock: this.clockForIke(),
       // SPIs, nonces, KE private values and IVs: ~15 short draws per registration, batched.
@@ -338,8 +362,11 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       authorize: (req) => state.cfg.group.enabled !== 0 && padAllows(state.cfg.pad, req.identity, req.role, req.certificate !== undefined) !== undefined,
       admit: (req) => {
         const sa = this.current;
-        if (!sa) return undefined;
+        // While the groups are read back after a failed commit, REGISTRATION_FAILED (members retry).
+        if (!sa || this.reloading) return undefined;
         const spi = hex(sa.spiR);
+        if (!this.commits.isOpen) this.batchSpis.clear();
+        this.commits.begin();
         const record = ikeSaToRecord({ ...sa, nextPeerRequestId: Math.max(sa.nextPeerRequestId, 2) });
         let r: ReturnType<GroupKeyState['admit']>;
         try {
@@ -360,6 +387,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
         }
         if (!r) return undefined;
         if ('refused' in r) return r;
+        if (this.commits.isOpen) this.batchSpis.add(spi);
         let set = this.saGroups.get(spi);
         if (!set) this.saGroups.set(spi, (set = new Set()));
         set.add(state.groupId);
@@ -450,7 +478,10 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   private multicast(state: GroupKeyState, messages: readonly OutgoingRekey[]): void {
     if (messages.length === 0) return;
     const p = state.cfg.rekeyPolicy;
-    this.sender.send(state.cfg.rekeyAddress.split('/')[0]!, state.cfg.rekeyPort, messages, { copies: p.transmissions, intervalMs: p.retransmitIntervalMs });
+    const address = state.cfg.rekeyAddress.split('/')[0]!;
+    const port = state.cfg.rekeyPort;
+    // A GSA_REKEY made in an open batch leaves once the batch has committed.
+    this.commits.afterCommit(() => this.sender.send(address, port, messages, { copies: p.transmissions, intervalMs: p.retransmitIntervalMs }));
   }
 
   private schedule(loaded: Loaded): void {
@@ -483,6 +514,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
 
   /** The Group Owner forces a rekey (new Rekey SA and TEKs, pending leaves included). */
   forceRekey(groupId: string): { messageIds: number[]; members: number } {
+    this.commits.flush();
     const state = this.stateOf({ id: groupId });
     if (!state) throw DomainError.notFound('group', groupId);
     const loaded = this.groups.get(groupId)!;
@@ -493,6 +525,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
 
   /** The Group Owner evicts a member: its leaf is removed and the leave rekey follows the policy. */
   evict(groupId: string, memberId: string, actor: { actor: string; remoteAddress: string | null }): { messageIds: number[] } {
+    this.commits.flush();
     const state = this.stateOf({ id: groupId });
     if (!state) throw DomainError.notFound('group', groupId);
     const m = [...state.members.values()].find((x) => x.id === memberId);
@@ -505,6 +538,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
 
   /** GSA_INBAND_REKEY (RFC 9838 §2.4.2) of the current SAs over the member's IKE SA. */
   async inbandRekey(groupId: string, memberId: string): Promise<{ messageId: number }> {
+    this.commits.flush();
     const state = this.stateOf({ id: groupId });
     if (!state) throw DomainError.notFound('group', groupId);
     const m = [...state.members.values()].find((x) => x.id === memberId);
@@ -543,13 +577,18 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   // Restart
   // -------------------------------------------------------------------------------------------
 
-  private async restore(sealer: NodeKeySealer): Promise<void> {
-    const lkh = new LkhTreeStore(new SqliteLkhTreeRepository(this.ds, () => this.clock.now()), sealer);
+  /** Groups, members and IKE SAs read back from the database (start, and after a failed commit). */
+  private restore(): void {
+    this.loadGroups();
+    this.adoptIkeSas();
+  }
+
+  private loadGroups(): void {
     const rows = this.db.prepare(`SELECT * FROM "gkm_groups"`).all() as { groupId: string; sealed: string; lastMessageId: number; tokenEdition: number; stateJson: string }[];
     for (const row of rows) {
       const cfg = this.configOf({ id: row.groupId });
       if (!cfg) continue;
-      const tree = await lkh.load(row.groupId, { random: (b) => void b.set(this.random(b.length)) });
+      const tree = this.store.loadTree(row.groupId, { random: (b) => void b.set(this.random(b.length)) });
       if (!tree || tree.keySize !== LKH_KEY_SIZE) continue;
       const members = (
         this.db
@@ -567,16 +606,43 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       }
       this.schedule(loaded);
     }
-    // IKE SAs kept for in-band rekeys and de-registration (libs/gkm ike-sa-record.ts).
-    const registrar = groupRegistrar({ kwaId: KWA, findGroup: (idg) => this.findGroup(idg), onOutcome: (o) => this.onOutcome(o) });
+  }
+
+  /** IKE SAs kept for in-band rekeys and de-registration (libs/gkm ike-sa-record.ts) the responder lacks. */
+  private adoptIkeSas(): void {
     for (const r of this.db.prepare(`SELECT "spi", "sealed" FROM "gkm_ike_sas"`).all() as { spi: string; sealed: string }[]) {
+      if (this.responder.established.has(r.spi)) continue;
       try {
         const rec = JSON.parse(this.secrets.open(r.sealed, ikeSaContext(r.spi)).toString('utf8'));
         const sa = this.responder.adopt(ikeSaFromRecord(rec));
-        this.wire(sa, registrar.onRequest);
+        this.wire(sa, this.registrar.onRequest);
       } catch (e) {
         this.logger.warn(`IKE SA ${r.spi.slice(0, 8)}… not restored: ${(e as Error).message}`);
       }
+    }
+  }
+
+  /**
+   * The batch's COMMIT failed and was rolled back; its answers and rekeys were dropped. The IKE SAs
+   * that registered in it are forgotten (their cached responses carry keys that were not kept; the
+   * members register again), and every group's state, members and IKE SAs are read back from the
+   * database exactly as at a restart.
+   */
+  private onBatchRollback(e: unknown): void {
+    this.logger.error(`group commit failed; ${this.batchSpis.size} registrations dropped, state read back: ${(e as Error)?.message ?? String(e)}`);
+    this.reloading = true;
+    try {
+      for (const spi of this.batchSpis) {
+        const sa = this.responder.established.get(spi);
+        if (sa) this.responder.remove(sa);
+      }
+      this.batchSpis.clear();
+      for (const g of this.groups.values()) if (g.timer !== undefined) this.timers.clearTimeout(g.timer);
+      this.groups.clear();
+      this.saGroups.clear();
+      this.restore();
+    } finally {
+      this.reloading = false;
     }
   }
 }

@@ -1,5 +1,4 @@
-import type { LkhTree } from '@app/lkh';
-import type { NodeKeySealer } from '@app/lkh';
+import { LkhTree, type LkhKeySize, type LkhTreeOptions, type NodeKeySealer } from '@app/lkh';
 import type { RawDb, RawStatement } from '../keys/raw-db.js';
 
 /** One audit row written in the same transaction as the change it records. */
@@ -59,6 +58,20 @@ export class GkmStore {
         `INSERT INTO "audit_log" ("at", "actor", "remoteAddress", "action", "entityType", "entityId", "groupId", "details") VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
     };
+  }
+
+  /**
+   * A tree read back synchronously (LkhTreeStore.load's format: meta row, node rows sealed by the
+   * same sealer), for the restart and for restoring the state after a failed group commit.
+   */
+  loadTree(treeId: string, options: Pick<LkhTreeOptions, 'random'>): LkhTree | undefined {
+    this.s.loadTree ??= this.db.prepare(`SELECT "degree", "keySize", "height", "epoch" FROM "lkh_trees" WHERE "id" = ?`);
+    this.s.loadNodes ??= this.db.prepare(`SELECT "node", "version", "sealedKey" FROM "lkh_nodes" WHERE "treeId" = ? ORDER BY "node"`);
+    const meta = this.s.loadTree.get(treeId) as { degree: number; keySize: number; height: number; epoch: number } | undefined;
+    if (!meta) return undefined;
+    const rows = this.s.loadNodes.all(treeId) as { node: number; version: number; sealedKey: Uint8Array | null }[];
+    const states = rows.map((r) => ({ node: r.node, version: r.version, key: r.sealedKey ? this.sealer.open(treeId, r.node, r.version, r.sealedKey) : null }));
+    return LkhTree.restore(options, { degree: meta.degree, keySize: meta.keySize as LkhKeySize, height: meta.height, epoch: meta.epoch }, states);
   }
 
   /** Runs `fn` in one SQLite transaction (nested calls join the outer one). */
