@@ -1,7 +1,7 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IkePayload, getPayload } from '@app/codec';
 import { GroupKeyState } from '../../apps/gcks/src/rekey/group-key-state.js';
-import { GKM_T0 as T0, gkmStateBed } from '../support/gkm-state-bed.js';
+import { GKM_T0 as T0, GkmStateBed } from '../support/gkm-state-bed.js';
 
 /**
  * One group's key state against a real SQLite database with the migrations applied, under an
@@ -10,8 +10,12 @@ import { GKM_T0 as T0, gkmStateBed } from '../support/gkm-state-bed.js';
  */
 
 describe('GroupKeyState (SQLite, injected clock)', () => {
-  const bed = gkmStateBed();
-  beforeEach(() => bed.insertGroup());
+  const bed = new GkmStateBed();
+  beforeEach(async () => {
+    await bed.open();
+    bed.insertGroup();
+  });
+  afterEach(() => bed.close());
   const { audit } = bed;
 
   it('TEKs fall due at lifetime − 4·ATD; the TEK rekey is one signed message under the current KEK with new TEKs only', () => {

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IkePayload, formatIpAddress, getPayloads, type DeletePayload } from '@app/codec';
 import { openGroupPayloads, type DataSaParams } from '@app/gkm';
 import { GroupKeyState, SPEAKER_BATCH_MS, type OutgoingRekey } from '../../apps/gcks/src/rekey/group-key-state.js';
-import { GKM_T0 as T0, gkmStateBed, type HeldRekeySa } from '../support/gkm-state-bed.js';
+import { GKM_T0 as T0, GkmStateBed, type HeldRekeySa } from '../support/gkm-state-bed.js';
 
 /**
  * Appendix A.2 at the GCKS (RFC 5374 App. A.2, §4.1.2): in a 'per-speaker' group every speaker gets
@@ -13,7 +13,9 @@ import { GKM_T0 as T0, gkmStateBed, type HeldRekeySa } from '../support/gkm-stat
  */
 
 describe('GroupKeyState, per-speaker SAs (A.2)', () => {
-  const bed = gkmStateBed();
+  const bed = new GkmStateBed();
+  beforeEach(() => bed.open());
+  afterEach(() => bed.close());
   const { audit } = bed;
   const speaker = (n: number) => ({ identity: `s${n}`, role: 'speaker' as const, senderIdsRequested: 1, address: `10.0.0.${n}` });
   const receiver = (name: string) => ({ identity: name, role: 'receiver' as const, senderIdsRequested: 0, address: '10.0.1.1' });

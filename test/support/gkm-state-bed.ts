@@ -1,6 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterEach, beforeEach } from 'vitest';
 import type { DataSource } from 'typeorm';
 import { EncrId } from '@app/codec';
 import { ownerKeyIdOf } from '@app/crypto';
@@ -36,8 +35,8 @@ export interface HeldRekeySa {
 
 /**
  * A GroupKeyState test bed: a fresh SQLite database with the migrations applied, a master key,
- * signing and group-owner keys, and a clock the test sets through `now`. `gkmStateBed()` opens it
- * before and closes it after each test.
+ * signing and group-owner keys, and a clock the test sets through `now`. A suite opens it before
+ * and closes it after each test (`beforeEach(() => bed.open()); afterEach(() => bed.close());`).
  */
 export class GkmStateBed {
   readonly signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -116,12 +115,4 @@ export class GkmStateBed {
     const members = await this.ds.query(`SELECT m."id", m."identity", m."role", m."state", g."leaf", g."ikeSpi" FROM "members" m JOIN "gkm_members" g ON g."memberId" = m."id"`);
     return { row, tree, state: GroupKeyState.restore(this.cfg(), this.deps, row, tree, members) };
   }
-}
-
-/** A GkmStateBed opened before and closed after each test of the calling suite. */
-export function gkmStateBed(): GkmStateBed {
-  const bed = new GkmStateBed();
-  beforeEach(() => bed.open());
-  afterEach(() => bed.close());
-  return bed;
 }
