@@ -1,8 +1,8 @@
 /**
  * The member agent's binds: the only code that touches node:dgram, raw sockets, TUN devices and
  * multicast membership. The datapath (@app/datapath) is handed one network bind (UdpBind, or
- * RawIpBind as root) and one plaintext port (TunDevice as root, or UdpPlaintextPort in socket mode)
- * built here.
+ * RawIpBind as root) and, as root, the TunDevice plaintext port built here (socket mode's
+ * application port, UdpAppPort, lives in ../plaintext/).
  */
 import { RawIpBind, type RawIpBindOptions } from './raw-ip-bind.js';
 import { UdpBind, type UdpBindOptions } from './udp-bind.js';
@@ -13,13 +13,6 @@ export { AgentNetwork, interfaceOf, type AgentNetworkFamily, type AgentNetworkOp
 export { RawIpBind, type MulticastJoin, type RawIpBindOptions, type RawIpBindStats } from './raw-ip-bind.js';
 export { TunDevice, type TunOptions, type TunStats } from './tun-device.js';
 export { UdpBind, type UdpBindOptions, type UdpBindStats, type UdpGroupJoin } from './udp-bind.js';
-export {
-  UdpPlaintextPort,
-  type Endpoint,
-  type SocketGroup,
-  type UdpPlaintextPortOptions,
-  type UdpPlaintextPortStats,
-} from './udp-plaintext-port.js';
 
 /** The network side as configured: ESP in UDP (no root) or native ESP on raw sockets (root). */
 export type NetworkBindConfig = ({ readonly kind: 'udp' } & UdpBindOptions) | ({ readonly kind: 'raw' } & RawIpBindOptions);

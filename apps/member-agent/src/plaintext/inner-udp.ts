@@ -1,5 +1,5 @@
 /**
- * Socket mode's inner packets, shared by its application ports (UdpAppPort, UdpPlaintextPort):
+ * Socket mode's inner packets, used by its application port (UdpAppPort):
  * the IP/UDP packet an application's datagram to a group would have been on the wire (RFC 791 /
  * RFC 8200 header, RFC 768 UDP with its checksum), and the UDP payload of a verified inner packet
  * the datapath delivers.
