@@ -303,11 +303,27 @@ export function tokenContent(
 }
 
 /** The Rekey SA's destination selector: one multicast address, UDP, one port (RFC 9838 §4.4.2). */
+/**
+ * Selectors derived from a config, made once per config object (a registration reads them; the rows
+ * are re-read at most once a second, giving a new object). Callers never modify them.
+ */
+const derived = new WeakMap<GroupConfig, { rekeyDestination: TrafficSelector; anySource: TrafficSelector }>();
+function derivedOf(cfg: GroupConfig) {
+  let d = derived.get(cfg);
+  if (!d) {
+    d = {
+      rekeyDestination: selectorOf(cfg.rekeyAddress.split('/')[0]!, UDP, cfg.rekeyPort),
+      anySource: selectorOf(cfg.group.ipVersion === 6 ? '::/0' : '0.0.0.0/0', UDP, null),
+    };
+    derived.set(cfg, d);
+  }
+  return d;
+}
+
 export function rekeyDestination(cfg: GroupConfig): TrafficSelector {
-  const s = selectorOf(cfg.rekeyAddress.split('/')[0]!, UDP, cfg.rekeyPort);
-  return s;
+  return derivedOf(cfg).rekeyDestination;
 }
 
 export function anySource(cfg: GroupConfig): TrafficSelector {
-  return selectorOf(cfg.group.ipVersion === 6 ? '::/0' : '0.0.0.0/0', UDP, null);
+  return derivedOf(cfg).anySource;
 }

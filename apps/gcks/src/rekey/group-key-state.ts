@@ -31,7 +31,7 @@ import {
   type RekeyReason,
   type RekeySaParams,
 } from '@app/gkm';
-import { LkhTree } from '@app/lkh';
+import { LkhTree, type PathKey } from '@app/lkh';
 import type { SecretBox } from '../security/secret-box.js';
 import { anySource, rekeyDestination, tokenContent, SENDER_ID_BITS, type GroupConfig } from '../registration/group-config.js';
 import type { GkmAudit, GkmStore } from './gkm-store.js';
@@ -43,6 +43,8 @@ const REKEY_SUITE = { encrId: REKEY_SHAPE.encrId, keyBits: REKEY_SHAPE.keyBits, 
 export const LKH_KEY_SIZE = 32;
 /** Policy tokens are valid this long and re-signed when less than half of it is left. */
 const TOKEN_VALIDITY_S = 7 * 86_400;
+/** Parent-under-child path wraps kept for reuse (pathWrap). */
+const PATH_WRAP_CACHE = 4096;
 /** Most Sender-IDs one registration gets. */
 const MAX_SENDER_IDS = 4;
 /** SPIs 1..255 are reserved (RFC 4303 §2.1). */
@@ -166,6 +168,7 @@ export class GroupKeyState {
   private tokenEdition: number;
   readonly members = new Map<string, MemberRecord>(); // by identity
   private readonly byLeaf = new Map<number, MemberRecord>();
+  private readonly pathWraps = new Map<number, { parentKeyId: number; kwk: Buffer; key: Buffer; wrapped: WrappedKey }>();
 
   private constructor(
     public cfg: GroupConfig,
@@ -489,7 +492,7 @@ export class GroupKeyState {
     this.index(member);
     // Leaf key under GSK_w, then each parent under its child (RFC 9838 Appendix A.2).
     const wrapKeys: WrappedKey[] = [wrapKey(ike.gskW, 0, path[0]!.keyId, path[0]!.key)];
-    for (let i = 1; i < path.length; i++) wrapKeys.push(wrapKey(path[i - 1]!.key, path[i - 1]!.keyId, path[i]!.keyId, path[i]!.key));
+    for (let i = 1; i < path.length; i++) wrapKeys.push(this.pathWrap(path[i - 1]!, path[i]!));
     const admission: GroupAdmission = {
       rekey: this.rekeyParams(this.rekeySa, { registration: true, initialMessageId: this.lastMessageId + 1 }),
       data: this.dataParams(),
@@ -497,6 +500,21 @@ export class GroupKeyState {
       member: { wrapKeys, authKey: this.deps.authKey, senderIds },
     };
     return { admission, messages, member, speakerJoined: speakersChanged };
+  }
+
+  /**
+   * A parent's key wrapped under its child's (RFC 9838 Appendix A.2). RFC 5649 with the fixed AIV is
+   * deterministic, so the members below one node get the same wrap while both keys stay the same:
+   * it is made once and reused, checked against both keys' octets (Key IDs carry only the low
+   * version bits). Bounded; dropped as a whole when full.
+   */
+  private pathWrap(child: PathKey, parent: PathKey): WrappedKey {
+    const hit = this.pathWraps.get(child.keyId);
+    if (hit && hit.parentKeyId === parent.keyId && hit.kwk.equals(child.key) && hit.key.equals(parent.key)) return hit.wrapped;
+    const wrapped = wrapKey(child.key, child.keyId, parent.keyId, parent.key);
+    if (this.pathWraps.size >= PATH_WRAP_CACHE) this.pathWraps.clear();
+    this.pathWraps.set(child.keyId, { parentKeyId: parent.keyId, kwk: Buffer.from(child.key), key: Buffer.from(parent.key), wrapped });
+    return wrapped;
   }
 
   /**
