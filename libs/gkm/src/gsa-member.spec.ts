@@ -119,6 +119,28 @@ describe('registration payloads, GCKS to GM', () => {
     expect(sut.senderIds).toEqual([5]);
   });
 
+  it('an AUTH_KEY met again is the same KeyObject; another key is another; a bad one is refused every time', () => {
+    const open = (authKey: import('node:crypto').KeyObject) =>
+      openGroupPayloads(wire(groupPayloads({ data: [tek(1)], gskW, member: { wrapKeys: [], authKey, senderIds: [] }, registration: true })), { gskW, registration: true }).authKey;
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
+    const a = open(gcksKey.publicKey);
+    expect(open(gcksKey.publicKey)).toBe(a);
+    const b = open(other);
+    expect(b).not.toBe(a);
+    expect(b!.equals(other)).toBe(true);
+    // The point's y changed on the wire: off the curve, so no key - every time (nothing cached).
+    const spki = Buffer.from(gcksKey.publicKey.export({ type: 'spki', format: 'der' }));
+    const payloads = groupPayloads({ data: [tek(1)], gskW, member: { wrapKeys: [], authKey: gcksKey.publicKey, senderIds: [] }, registration: true });
+    const bytes = Buffer.from(ikePayloadRegistry.encodeChain(payloads));
+    const at = bytes.indexOf(spki);
+    expect(at).toBeGreaterThan(0);
+    bytes[at + spki.length - 1]! ^= 1;
+    const bad = ikePayloadRegistry.decodeChain(payloads[0]!.type, bytes, 0, bytes.length, false);
+    for (let i = 0; i < 2; i++) {
+      expect(() => openGroupPayloads(bad, { gskW, registration: true })).toThrow(/AUTH_KEY/);
+    }
+  });
+
   it('a GM with another IKE SA (another GSK_w) cannot open the keys', () => {
     const payloads = wire(groupPayloads({ data: [tek(1)], gskW, registration: true }));
     expect(() => openGroupPayloads(payloads, { gskW: rnd(32), registration: true })).toThrow(GroupPayloadError);

@@ -112,6 +112,27 @@ function checkRekeySelectors(p: GsaSaPolicy): void {
 const spiNumber = (b: Uint8Array) => ((b[0]! << 24) >>> 0) + ((b[1]! << 16) | (b[2]! << 8) | b[3]!);
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 
+/**
+ * AUTH_KEYs (the GCKS's rekey signing key, RFC 9838 §4.5.3.4) already imported, by their DER
+ * SubjectPublicKeyInfo: a member that re-registers, or many members in one process (the
+ * registration bench), meet the same key again; a KeyObject is immutable, so the same bytes may
+ * share one. Importing a P-256 key costs ~75 µs (OpenSSL's point validation); a hit costs a hash
+ * lookup. Bounded; the oldest entry goes first.
+ */
+const authKeys = new Map<string, KeyObject>();
+const AUTH_KEY_CACHE_SIZE = 16;
+
+function authKeyOf(spki: Uint8Array): KeyObject {
+  const k = Buffer.from(spki.buffer, spki.byteOffset, spki.length).toString('base64');
+  let key = authKeys.get(k);
+  if (!key) {
+    key = publicKeyFromSpki(spki);
+    authKeys.set(k, key);
+    if (authKeys.size > AUTH_KEY_CACHE_SIZE) authKeys.delete(authKeys.keys().next().value!);
+  }
+  return key;
+}
+
 function policyError(e: unknown): never {
   if (e instanceof CodecError) throw new GroupPayloadError('BAD_POLICY', e.message);
   throw e;
@@ -211,7 +232,7 @@ export function openGroupPayloads(payloads: readonly IkePayloadEntry[], o: OpenG
     }
     if (member.authKey) {
       try {
-        out.authKey = publicKeyFromSpki(member.authKey);
+        out.authKey = authKeyOf(member.authKey);
       } catch {
         throw new GroupPayloadError('BAD_POLICY', 'AUTH_KEY is no SubjectPublicKeyInfo');
       }
