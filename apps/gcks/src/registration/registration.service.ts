@@ -145,6 +145,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     sealerKey.fill(0);
     this.store = new GkmStore(this.db, sealer, () => this.clock.now());
     this.commits = new GroupCommit(this.db, { onRollback: (e) => this.onBatchRollback(e) });
+    this.store.commits = this.commits;
     this.ds.subscribers.push(this.flushBeforeQuery as never);
     this.sender = new RekeySender(this.listen.host, this.timers);
     this.responder = this.makeResponder();

@@ -1,5 +1,6 @@
 import { LkhTree, type LkhKeySize, type LkhTreeOptions, type NodeKeySealer } from '@app/lkh';
 import type { RawDb, RawStatement } from '../keys/raw-db.js';
+import type { GroupCommit } from './group-commit.js';
 
 /** One audit row written in the same transaction as the change it records. */
 export interface GkmAudit {
@@ -20,6 +21,8 @@ export interface GkmAudit {
  */
 export class GkmStore {
   private readonly s: Record<string, RawStatement>;
+  /** The registration path's group commit, when there is one (RegistrationService sets it). */
+  commits?: GroupCommit;
 
   constructor(
     private readonly db: RawDb,
@@ -85,6 +88,19 @@ export class GkmStore {
 
   saveCounter(groupId: string, lastMessageId: number, state: unknown): void {
     this.s.counter!.run(lastMessageId, JSON.stringify(state), this.now().toISOString(), groupId);
+  }
+
+  /**
+   * The counter row as `read` gives it when the open group commit (if any) commits: one write per
+   * group and batch instead of one per registration; at once without a batch.
+   */
+  saveCounterAtCommit(groupId: string, read: () => { lastMessageId: number; state: unknown }): void {
+    const write = () => {
+      const v = read();
+      this.saveCounter(groupId, v.lastMessageId, v.state);
+    };
+    if (this.commits) this.commits.writeOnce(`counter:${groupId}`, write);
+    else write();
   }
 
   /** The tree's meta and the given nodes (all when `nodes` is omitted). */

@@ -35,6 +35,8 @@ export class GroupCommit {
   readonly stats: GroupCommitStats = { commits: 0, rollbacks: 0, released: 0, dropped: 0 };
   private open = false;
   private held: (() => void)[] = [];
+  /** Writes made once per batch, just before its COMMIT (the last one per key wins). */
+  private readonly pending = new Map<string, () => void>();
   private readonly defer: (fn: () => void) => void;
 
   constructor(
@@ -68,15 +70,29 @@ export class GroupCommit {
     else fn();
   }
 
+  /**
+   * A write whose latest value is all that must be stored (a group's counter row): with a batch
+   * open it runs once, inside the transaction just before COMMIT, reading the state then; with
+   * none, at once. Dropped with the batch on rollback.
+   */
+  writeOnce(key: string, write: () => void): void {
+    if (this.open) this.pending.set(key, write);
+    else write();
+  }
+
   /** Commits the open batch and releases what it held. False when the commit failed. */
   flush(): boolean {
     if (!this.open) return true;
-    this.open = false;
     const held = this.held;
     this.held = [];
     try {
+      for (const write of this.pending.values()) write();
+      this.pending.clear();
+      this.open = false;
       this.commit();
     } catch (e) {
+      this.open = false;
+      this.pending.clear();
       try {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
       } catch {

@@ -289,6 +289,9 @@ export class GroupKeyState {
     return this.deps.secrets.seal(Buffer.from(JSON.stringify(s), 'utf8'), sealContext(this.groupId));
   }
 
+  /** The counter row's values now (read when a group commit commits). */
+  private readonly counterRow = () => ({ lastMessageId: this.lastMessageId, state: this.schedule });
+
   private persistGroup(): void {
     this.deps.store.saveGroup(this.groupId, this.sealed(), this.lastMessageId, this.tokenEdition, this.schedule);
   }
@@ -574,7 +577,7 @@ export class GroupKeyState {
     this.deps.store.tx(() => {
       if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
       if (sealedChanged) this.persistGroup();
-      else this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
+      else this.deps.store.saveCounterAtCommit(this.groupId, this.counterRow);
       this.deps.store.saveMember({
         id: member.id,
         groupId: this.groupId,
