@@ -11,6 +11,7 @@
  * (node:crypto's X509Certificate costs ~0.2 ms per certificate; it is made only on demand, for
  * the printable subject.)
  */
+import * as nodeCrypto from 'node:crypto';
 import { X509Certificate, constants, createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { IdType } from '@app/codec';
 import {
@@ -71,6 +72,12 @@ const parsed = new Map<string, Certificate>();
 /** Most cached parsed certificates (least recently used dropped first). */
 export const CERTIFICATE_CACHE_SIZE = 1024;
 
+/** SHA-256 as base64: node's one-shot `crypto.hash` (Node ≥ 20.12, ~0.5 µs) where there is one. */
+const sha256Base64: (d: Uint8Array) => string =
+  typeof nodeCrypto.hash === 'function'
+    ? (d) => nodeCrypto.hash('sha256', d, 'base64')
+    : (d) => createHash('sha256').update(d).digest('base64');
+
 /**
  * Parses a DER certificate (throws CryptoError BAD_CERTIFICATE, never another error). Results are
  * cached by the DER's SHA-256, and the same `Certificate` object is returned for the same bytes, so
@@ -78,7 +85,7 @@ export const CERTIFICATE_CACHE_SIZE = 1024;
  */
 export function parseCertificate(der: Uint8Array): Certificate {
   if (!(der instanceof Uint8Array)) throw new CryptoError('BAD_CERTIFICATE', 'not octets');
-  const key = createHash('sha256').update(der).digest('base64');
+  const key = sha256Base64(der);
   const hit = parsed.get(key);
   if (hit) {
     parsed.delete(key);
