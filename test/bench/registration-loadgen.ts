@@ -3,7 +3,8 @@
  * with the GCKS over loopback UDP (RFC 3948 framing), each with its own ECDSA P-256 certificate
  * from the group CA (given by the parent, made before the timed window), KE group 19, a bounded
  * number in flight. What does not depend on the GCKS (private keys, SPIi, Ni, the KE key pair) is
- * made before the timed window too; everything that does (shared secret, keys, the GCKS's
+ * made before the timed window too, as are each member's IkeInitiator and its encoded IKE_SA_INIT
+ * request (built from those alone); everything that does (shared secret, keys, the GCKS's
  * certificate chain and AUTH, decrypting and opening the GSA and KD) is done per member inside it.
  * A registration that fails or times out is a failure. Reports its own CPU time.
  */
@@ -44,21 +45,8 @@ process.once('message', (job: Job) => {
       const spi = msg.subarray(4, 12).toString('hex');
       byspi.get(spi)?.receive(msg, path);
     });
-    process.send!({ ready: true });
-    const cpu0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    let next = 0;
-    let done = 0;
-    let failures = 0;
-    const reasons: Record<string, number> = {};
-    const finish = () => {
-      const cpu = process.cpuUsage(cpu0);
-      process.send!({ done: true, completed: done - failures, failures, reasons, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuS: (cpu.user + cpu.system) / 1e6 });
-      sock.close();
-    };
-    const launch = () => {
-      if (next >= creds.length) return;
-      const c = creds[next++]!;
+    // Each member's initiator with its IKE_SA_INIT request encoded: nothing here depends on the GCKS.
+    const initiators: (IkeInitiator | undefined)[] = creds.map((c) => {
       const ini = new IkeInitiator({
         transport: { send: (d, p) => sock.send(d, p.remotePort, p.remoteAddress) },
         clock: realIkeClock,
@@ -76,6 +64,25 @@ process.once('message', (job: Job) => {
         retransmit: { timeoutMs: 2000, tries: 3 },
         initialContact: false,
       });
+      ini.prepare();
+      return ini;
+    });
+    process.send!({ ready: true });
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    let next = 0;
+    let done = 0;
+    let failures = 0;
+    const reasons: Record<string, number> = {};
+    const finish = () => {
+      const cpu = process.cpuUsage(cpu0);
+      process.send!({ done: true, completed: done - failures, failures, reasons, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuS: (cpu.user + cpu.system) / 1e6 });
+      sock.close();
+    };
+    const launch = () => {
+      if (next >= initiators.length) return;
+      const ini = initiators[next]!;
+      initiators[next++] = undefined;
       const spi = Buffer.from(ini.spiI).toString('hex');
       byspi.set(spi, ini);
       ini
@@ -96,7 +103,7 @@ process.once('message', (job: Job) => {
         .finally(() => {
           byspi.delete(spi);
           done++;
-          if (done === creds.length) finish();
+          if (done === initiators.length) finish();
           else launch();
         });
     };

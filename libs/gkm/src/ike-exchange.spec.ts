@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKeyExchange } from '@app/crypto';
-import { IkeExchange, IkePayload, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
+import { IkeExchange, IkePayload, KeGroup, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
 import {
   IkeDispatcher,
   IkeError,
@@ -238,6 +238,31 @@ describe('IKEv2 initiator and responder', () => {
     await done;
     expect(t.initiator.counters.get('cookie')).toBe(1);
     expect(t.responder.counters.get('cookie_sent')).toBe(1);
+  });
+
+  it('an IKE_SA_INIT prepared ahead is what start() sends; a COOKIE still makes a new request carrying it', async () => {
+    // Same SPI, nonce and KE: the prepared request and one encoded at start() are the same octets.
+    const ke = createKeyExchange(KeGroup.ECP_256, random);
+    const same = { spiI: random(8), nonce: random(32), keyExchange: ke };
+    const a = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }), initiatorExtra: same });
+    const b = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }), initiatorExtra: same });
+    a.initiator.prepare();
+    a.initiator.prepare();
+    expect(a.queue).toHaveLength(0);
+    void a.initiator.start().catch(() => undefined);
+    void b.initiator.start().catch(() => undefined);
+    expect(a.queue).toHaveLength(1);
+    expect(Buffer.from(a.queue[0]!.bytes).equals(Buffer.from(b.queue[0]!.bytes))).toBe(true);
+    a.initiator.close();
+    b.initiator.close();
+    // Prepared, then asked for a COOKIE: the second request is made anew and carries it.
+    const t = run({ iAuth: { kind: 'psk' }, rAuth: { kind: 'psk' }, iPeer: { psk }, rPeers: () => ({ psk }), cookieThreshold: 0 });
+    t.initiator.prepare();
+    const done = t.initiator.start();
+    t.pump();
+    await done;
+    expect(t.initiator.counters.get('cookie')).toBe(1);
+    expect(t.responder.established.size).toBe(1);
   });
 
   it('retransmits lost messages and the responder answers retransmissions from its cache', async () => {

@@ -107,6 +107,8 @@ export class IkeInitiator {
   private ke: KeyExchange;
   private cookie?: Uint8Array;
   private initRequest = EMPTY;
+  /** IKE_SA_INIT encoded ahead by `prepare()`, used by the first send only. */
+  private preparedInit?: Uint8Array;
   private suite?: IkeChosenSuite;
   private nr = EMPTY;
   private peerHashes: number[] = [];
@@ -130,6 +132,15 @@ export class IkeInitiator {
     this.ke = opts.keyExchange ?? createKeyExchange(usable[0]!.group, opts.random);
   }
 
+  /**
+   * Encodes the IKE_SA_INIT request now: it depends only on our SPI, proposals, KE and nonce, not
+   * on the responder, so it may be made ahead like them. `start()` then only sends it. A COOKIE or
+   * INVALID_KE_PAYLOAD answer still makes a new request. Optional; idempotent before `start()`.
+   */
+  prepare(): void {
+    if (this.phase === 'idle') this.preparedInit ??= this.encodeInit();
+  }
+
   /** Sends IKE_SA_INIT; resolves when the IKE SA is established. */
   start(): Promise<IkeEstablished> {
     return new Promise((resolve, reject) => {
@@ -139,6 +150,13 @@ export class IkeInitiator {
   }
 
   private sendInit(): void {
+    this.initRequest = this.preparedInit ?? this.encodeInit();
+    this.preparedInit = undefined;
+    this.phase = 'init-sent';
+    this.transmit(this.initRequest, true);
+  }
+
+  private encodeInit(): Uint8Array {
     const payloads: IkePayloadEntry[] = [];
     if (this.cookie) payloads.push(notify(NotifyType.COOKIE, this.cookie));
     payloads.push(
@@ -149,7 +167,7 @@ export class IkeInitiator {
     if (this.opts.signatureHashes !== false) {
       payloads.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, hashList(SUPPORTED_SIGNATURE_HASHES)));
     }
-    this.initRequest = ikeMessage.encode(
+    return ikeMessage.encode(
       {
         header: { spiI: this.spiI, spiR: new Uint8Array(8), majorVersion: 2, minorVersion: 0, exchangeType: IkeExchange.IKE_SA_INIT, flags: ikeFlags({ initiator: true, response: false }), messageId: 0 },
         payloads,
@@ -158,8 +176,6 @@ export class IkeInitiator {
       0,
       this.opts.registry,
     );
-    this.phase = 'init-sent';
-    this.transmit(this.initRequest, true);
   }
 
   private transmit(wire: Uint8Array, first: boolean): void {
