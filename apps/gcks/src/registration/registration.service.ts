@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { EncrId, IdType, IkeExchange, IntegId, KeGroup, KwaId, PrfId, type IdPayload, type IdgPayload } from '@app/codec';
+import { EncrId, IdType, IkeExchange, IntegId, KeGroup, KwaId, NON_ESP_MARKER_LENGTH, PrfId, type IdPayload, type IdgPayload } from '@app/codec';
 import { ownerKeyIdOf, parseCertificate, randomPool, type Certificate } from '@app/crypto';
 import {
   deriveGskW,
@@ -63,6 +63,11 @@ const POLICY_POLL_MS = 2000;
 /** Injection token for timers (tests may inject their own). */
 export const REKEY_TIMERS = Symbol('REKEY_TIMERS');
 
+/** Registrations committed together at most (group commit; their answers wait for the COMMIT). */
+const MAX_BATCH = 16;
+/** RFC 7296 §3.1: the Exchange Type octet of the IKE header, after the RFC 3948 marker if any. */
+const EXCHANGE_TYPE_OFFSET = 18;
+const isSaInit = (datagram: Uint8Array, marker: boolean) => datagram[EXCHANGE_TYPE_OFFSET + (marker ? NON_ESP_MARKER_LENGTH : 0)] === IkeExchange.IKE_SA_INIT;
 const ikeSaContext = (spi: string) => `gkm_ike_sas.sealed:${spi}`;
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -237,8 +242,12 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     };
     return new IkeResponder({
       transport: {
-        // Held while a batch is open: an answer may carry keys that are not committed yet.
-        send: (datagram, path) => (this.commits.isOpen ? this.commits.afterCommit(() => send(datagram, path)) : send(datagram, path)),
+        // Held while a batch is open: an answer may carry keys that are not committed yet. An
+        // IKE_SA_INIT response carries none (RFC 7296 §1.2) and goes at once.
+        send: (datagram, path) => {
+          if (this.commits.isOpen && !isSaInit(datagram, path.marker)) this.commits.afterCommit(() => send(datagram, path));
+          else send(datagram, path);
+        },
       },
       clock: this.clockForIke(),
       // SPIs, nonces, KE private values and IVs: ~15 short draws per registration, batched.
@@ -366,6 +375,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
         // While the groups are read back after a failed commit, REGISTRATION_FAILED (members retry).
         if (!sa || this.reloading) return undefined;
         const spi = hex(sa.spiR);
+        // A full batch commits first, so answers wait at most MAX_BATCH registrations.
+        if (this.commits.isOpen && this.batchSpis.size >= MAX_BATCH) this.commits.flush();
         if (!this.commits.isOpen) this.batchSpis.clear();
         this.commits.begin();
         const record = ikeSaToRecord({ ...sa, nextPeerRequestId: Math.max(sa.nextPeerRequestId, 2) });
