@@ -1,4 +1,4 @@
-import { randomUUID, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import {
   EncrId,
   GcAuthId,
@@ -168,6 +168,8 @@ export class GroupKeyState {
   private tokenEdition: number;
   readonly members = new Map<string, MemberRecord>(); // by identity
   private readonly byLeaf = new Map<number, MemberRecord>();
+  /** RFC 7427 AlgorithmIdentifier of the GCKS signing key (GCAUTH), read once. */
+  private readonly signatureAlgorithm: Uint8Array;
   private readonly pathWraps = new Map<number, { parentKeyId: number; kwk: Buffer; key: Buffer; wrapped: WrappedKey }>();
 
   private constructor(
@@ -182,6 +184,7 @@ export class GroupKeyState {
     private speakerTeks: SpeakerTek[] = [],
   ) {
     this.tokenEdition = tokenEdition;
+    this.signatureAlgorithm = signatureAlgorithmFor(deps.signingKey);
   }
 
   /** Appendix A.2: every speaker gets SAs of its own instead of sharing the group's TEKs. */
@@ -352,7 +355,7 @@ export class GroupKeyState {
       source: anySource(this.cfg),
       destination: rekeyDestination(this.cfg),
       ...REKEY_SHAPE,
-      gcauth: { id: GcAuthId.DIGITAL_SIGNATURE, signatureAlgorithm: signatureAlgorithmFor(this.deps.signingKey) },
+      gcauth: { id: GcAuthId.DIGITAL_SIGNATURE, signatureAlgorithm: this.signatureAlgorithm },
       lifetimeSeconds: this.cfg.rekeyPolicy.kekLifetimeSeconds,
       ...(o.initialMessageId !== undefined ? { initialMessageId: o.initialMessageId } : {}),
       keyMaterial: sa.keymat,
@@ -453,7 +456,7 @@ export class GroupKeyState {
     const leaf = this.schedule.free![0]!;
     this.schedule = { ...this.schedule, free: this.schedule.free!.slice(1) };
     const member: MemberRecord = {
-      id: existing?.id ?? randomUUID(),
+      id: existing?.id ?? this.memberId(),
       identity: req.identity,
       role: req.role,
       state: 'registered',
@@ -614,11 +617,11 @@ export class GroupKeyState {
     }
     const size = now - (s.poolAt ?? 0) < POOL_GROW_WINDOW_MS ? Math.min(POOL_MAX, Math.max(POOL_MIN, (s.poolSize ?? POOL_MIN) * 2)) : POOL_MIN;
     const release = [...new Set([...free, ...(s.retired ?? [])])].filter((l) => this.tree.isMember(l));
-    const registered = this.registeredCount();
+    const registered = this.anyRegistered();
     const res = this.tree.rekey({ joins: size, leaves: release });
     this.schedule = { ...s, free: res.joined.map((j) => j.leaf), poolAt: now, poolSize: size, retired: [] };
     const messages: OutgoingRekey[] = [];
-    if (registered > 0) {
+    if (registered) {
       // A GSA needs a KEK or TEK policy: the current Rekey SA is restated (same SPI and key), with
       // GSA_INITIAL_MESSAGE_ID naming the next message, so the member's replay floor only rises.
       const payloads = groupPayloads({
@@ -632,6 +635,37 @@ export class GroupKeyState {
       messages.push(this.message(this.rekeySa, payloads));
     }
     return { messages, changedNodes: res.changes.nodes };
+  }
+
+  /**
+   * A new member's row id: a time-ordered UUID (RFC 9562 §5.7, version 7; rand_a is a counter
+   * within the millisecond, §6.2 method 1), so the members' primary-key indexes grow at their end
+   * instead of taking a random page per registration.
+   */
+  private memberId(): string {
+    let ms = Math.max(this.deps.now(), this.lastIdMs);
+    if (ms === this.lastIdMs) {
+      if (++this.idCounter > 0xfff) {
+        ms++;
+        this.idCounter = 0;
+      }
+    } else this.idCounter = 0;
+    this.lastIdMs = ms;
+    const b = Buffer.from(this.deps.random(16));
+    b.writeUIntBE(ms, 0, 6);
+    b[6] = 0x70 | (this.idCounter >> 8);
+    b[7] = this.idCounter & 0xff;
+    b[8] = 0x80 | (b[8]! & 0x3f);
+    const h = b.toString('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+  private lastIdMs = 0;
+  private idCounter = 0;
+
+  /** Some member is registered now (stops at the first). */
+  private anyRegistered(): boolean {
+    for (const m of this.members.values()) if (m.state === 'registered') return true;
+    return false;
   }
 
   /** Members registered now (reserved pool leaves are not members). */
@@ -817,7 +851,7 @@ export class GroupKeyState {
     const announce = this.speakerTeks.filter((t) => pending.has(t.spi));
     const deletes = this.takeSpeakerDeletes();
     const messages: OutgoingRekey[] = [];
-    if (this.registeredCount() > 0 && (announce.length > 0 || deletes.length > 0)) {
+    if (this.anyRegistered() && (announce.length > 0 || deletes.length > 0)) {
       const chunks: SpeakerTek[][] = [];
       for (let i = 0; i < announce.length; i += SPEAKER_SAS_PER_MESSAGE) chunks.push(announce.slice(i, i + SPEAKER_SAS_PER_MESSAGE));
       if (chunks.length === 0) chunks.push([]);
