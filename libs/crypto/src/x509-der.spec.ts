@@ -267,6 +267,7 @@ describe('parseCertificate on hostile input', () => {
           }
           expect(code(() => validateChain(r, [], anchors, swNowOr(der)))).toBe('BAD_CERTIFICATE');
           expect(['ok', 'BAD_KEY']).toContain(code(() => r.publicKey));
+          expect(['ok', 'BAD_CERTIFICATE']).toContain(code(() => r.x509.subject));
           expect(typeof identityMatchesCertificate(fqdn('fuzz.example'), r)).toBe('boolean');
         },
       ),

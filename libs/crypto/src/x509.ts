@@ -435,8 +435,16 @@ class ParsedCertificate implements Certificate {
     return (this.key ??= publicKeyFromSpki(this.spki));
   }
 
+  /** OpenSSL's reading, made on first use; CryptoError BAD_CERTIFICATE if OpenSSL refuses what the walk took. */
   get x509(): X509Certificate {
-    return (this.node ??= new X509Certificate(this.der));
+    if (!this.node) {
+      try {
+        this.node = new X509Certificate(this.der);
+      } catch {
+        throw new CryptoError('BAD_CERTIFICATE', 'certificate does not parse in OpenSSL');
+      }
+    }
+    return this.node;
   }
 }
 
