@@ -653,6 +653,9 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       this.groups.clear();
       this.saGroups.clear();
       this.restore();
+    } catch (err) {
+      // The database cannot even be read (closed at shutdown, disk gone): nothing is answered.
+      this.logger.error(`group state not read back after the failed commit: ${(err as Error).message}`);
     } finally {
       this.reloading = false;
     }

@@ -97,6 +97,23 @@ describe('GroupCommit', () => {
     expect(db.prepare('SELECT n FROM c').get()).toEqual({ n: 9 });
   });
 
+  it('a batch SQLite rolled back by itself is ended as a failed one: held answers dropped, the next batch starts clean', () => {
+    const sent: string[] = [];
+    sut.begin();
+    insert('a');
+    sut.afterCommit(() => sent.push('answer a'));
+    sut.writeOnce('k', () => insert('written-late'));
+    db.exec('ROLLBACK'); // what SQLite does on SQLITE_FULL or an I/O error
+    expect(sut.begin()).toBe(true);
+    expect(rolledBack).toHaveLength(1);
+    expect(sent).toEqual([]);
+    insert('b');
+    sut.afterCommit(() => sent.push('answer b'));
+    expect(sut.flush()).toBe(true);
+    expect(rows()).toEqual(['b']);
+    expect(sent).toEqual(['answer b']);
+  });
+
   it('inside somebody else\'s transaction it opens nothing and holds nothing', () => {
     db.exec('BEGIN');
     const sent: string[] = [];

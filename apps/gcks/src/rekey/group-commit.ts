@@ -56,6 +56,9 @@ export class GroupCommit {
    * somebody else's transaction: then the writes join that one and nothing is held, as before.
    */
   begin(): boolean {
+    // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, IOERR, ...): that batch
+    // is lost, so it is ended as a failed one before a new one starts.
+    if (this.open && !this.db.inTransaction) this.flush();
     if (this.open) return true;
     if (this.db.inTransaction) return false;
     this.db.exec('BEGIN');
@@ -86,6 +89,7 @@ export class GroupCommit {
     const held = this.held;
     this.held = [];
     try {
+      if (!this.db.inTransaction) throw new Error('the batch transaction was rolled back by SQLite');
       for (const write of this.pending.values()) write();
       this.pending.clear();
       this.open = false;
