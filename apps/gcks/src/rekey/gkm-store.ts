@@ -29,6 +29,7 @@ export class GkmStore {
     private readonly sealer: NodeKeySealer,
     private readonly now: () => Date,
   ) {
+    this.runTx = db.transaction((fn: () => unknown) => fn());
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       group: p(
@@ -79,8 +80,10 @@ export class GkmStore {
 
   /** Runs `fn` in one SQLite transaction (nested calls join the outer one). */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.runTx(fn) as T;
   }
+  /** One transaction function for every call (better-sqlite3 builds four wrappers per `transaction`). */
+  private readonly runTx: (fn: () => unknown) => unknown;
 
   saveGroup(groupId: string, sealed: string, lastMessageId: number, tokenEdition: number, state: unknown): void {
     this.s.group!.run(groupId, sealed, lastMessageId, tokenEdition, JSON.stringify(state), this.now().toISOString());
