@@ -110,6 +110,11 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   /** TypeORM queries first commit the open batch (one connection: theirs must not join ours). */
   private readonly flushBeforeQuery = { beforeQuery: () => void this.commits?.flush() };
   private registrar!: ReturnType<typeof groupRegistrar>;
+  /**
+   * Short random draws (SPIs, nonces, KE private values, IVs, member ids, TEKs) come from 4 KB
+   * blocks of the injected CSPRNG instead of one call each.
+   */
+  private readonly pooledRandom = randomPool((n) => new Uint8Array(this.random(n)));
   /** The groups are being read back after a failed commit. */
   private reloading = false;
   /** Ports that could not be bound at start. */
@@ -251,7 +256,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       },
       clock: this.clockForIke(),
       // SPIs, nonces, KE private values and IVs: ~15 short draws per registration, batched.
-      random: randomPool((n) => new Uint8Array(this.random(n))),
+      random: this.pooledRandom,
       proposals: GCKS_PROPOSALS,
       localId: { idType: IdType.ID_FQDN, data: new TextEncoder().encode(this.keys.gcksIdentity) },
       localAuth: { kind: 'signature', privateKey: this.keys.gcksKey, certificates: [gcksCert.der] },
@@ -332,7 +337,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     return {
       store: this.store,
       secrets: this.secrets,
-      random: this.random,
+      random: this.pooledRandom,
       now: () => this.clock.now().getTime(),
       signingKey: this.keys.gcksKey,
       authKey: this.keys.gcksPublicKey,
