@@ -381,9 +381,12 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
         if (!sa || this.reloading) return undefined;
         const spi = hex(sa.spiR);
         // A full batch commits first, so answers wait at most MAX_BATCH registrations.
+        const rollbacks = this.commits.stats.rollbacks;
         if (this.commits.isOpen && this.batchSpis.size >= MAX_BATCH) this.commits.flush();
         if (!this.commits.isOpen) this.batchSpis.clear();
         this.commits.begin();
+        // A commit that failed just now read the groups back: `state` is no longer the group's.
+        if (this.commits.stats.rollbacks !== rollbacks) return undefined;
         const record = ikeSaToRecord({ ...sa, nextPeerRequestId: Math.max(sa.nextPeerRequestId, 2) });
         let r: ReturnType<GroupKeyState['admit']>;
         try {
