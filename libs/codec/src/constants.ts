@@ -346,7 +346,16 @@ export const GsaPrivateAttr = {
   ADDRESS_PRESERVATION: 16385,
   /** ESP-in-UDP encapsulation (RFC 3948): the UDP port, 0 = none (RFC 9838 §4.4.2 says none). */
   UDP_ENCAPSULATION_PORT: 16386,
+  /**
+   * IPsec mode of a Data-Security SA: GsaMode. RFC 9838 §4.4.2.2 defines no mode attribute, and
+   * RFC 7296 §3.10.1 USE_TRANSPORT_MODE is a CHILD_SA notify, not usable in a GSA; so a private
+   * one. Absent = tunnel, the RFC 5374 default for group SAs (§3.1); the GCKS sends it for
+   * transport only, and then no ADDRESS_PRESERVATION (preservation is tunnel mode only, §3.1).
+   */
+  MODE: 16387,
 } as const;
+/** Values of GsaPrivateAttr.MODE. */
+export const GsaMode = { TUNNEL: 1, TRANSPORT: 2 } as const;
 /** RFC 5374 §4.4.2 SA direction values (as GDOI "SA Direction"). */
 export const GsaDirection = { SENDER_ONLY: 1, RECEIVER_ONLY: 2, SYMMETRIC: 3 } as const;
 /** RFC 5374 §3.1 address preservation values (as GDOI "Address Preservation"). */

@@ -6,6 +6,8 @@ import {
   GikeProtocol,
   GsaAddressPreservation,
   GsaDirection,
+  GsaMode,
+  GsaPrivateAttr,
   IdType,
   IkeExchange,
   IkePayload,
@@ -190,6 +192,32 @@ describe('GSA body (RFC 9838 §4.4)', () => {
     expect(codeOf(() => parseGsaAttributes(badDirection))).toBe('BAD_VALUE');
     expect(codeOf(() => parseGwAttributes({ kind: 'gw', attributes: [{ type: 3, value: 0 }] }))).toBe('BAD_VALUE');
     expect(parseGwAttributes({ kind: 'gw', attributes: [{ type: 9999, value: 1 }] })).toEqual({});
+  });
+
+  it('carries the private MODE attribute (absent = tunnel) and refuses a bad or contradictory one', () => {
+    const transport = { ...tek, attributes: gsaAttributes({ nextSpis: [], direction: GsaDirection.SYMMETRIC, udpEncapsulationPort: 4500, mode: GsaMode.TRANSPORT }) };
+    const enc = roundTrip(gsaPayload, { policies: [transport] }).bytes;
+    const t = gsaPayload.decode(enc).policies[0] as GsaSaPolicy;
+    expect(t.attributes).toContainEqual({ type: GsaPrivateAttr.MODE, value: GsaMode.TRANSPORT });
+    expect(parseGsaAttributes(t)).toEqual({ nextSpis: [], direction: GsaDirection.SYMMETRIC, udpEncapsulationPort: 4500, mode: GsaMode.TRANSPORT });
+    expect(parseGsaAttributes(tek).mode).toBeUndefined();
+    const withNone = { ...tek, attributes: gsaAttributes({ nextSpis: [], addressPreservation: GsaAddressPreservation.NONE, mode: GsaMode.TRANSPORT }) };
+    expect(parseGsaAttributes(withNone)).toMatchObject({ addressPreservation: GsaAddressPreservation.NONE, mode: GsaMode.TRANSPORT });
+    const unknown = { ...tek, attributes: [{ type: GsaPrivateAttr.MODE, value: 3 }] };
+    expect(codeOf(() => parseGsaAttributes(unknown))).toBe('BAD_VALUE');
+    const zero = { ...tek, attributes: [{ type: GsaPrivateAttr.MODE, value: 0 }] };
+    expect(codeOf(() => parseGsaAttributes(zero))).toBe('BAD_VALUE');
+    const tlvMode = { ...tek, attributes: [{ type: GsaPrivateAttr.MODE, value: Uint8Array.of(0, 2) }] };
+    expect(codeOf(() => parseGsaAttributes(tlvMode))).toBe('BAD_VALUE');
+    const twice = { ...tek, attributes: [...gsaAttributes({ nextSpis: [], mode: 2 }), ...gsaAttributes({ nextSpis: [], mode: 2 })] };
+    expect(codeOf(() => parseGsaAttributes(twice))).toBe('BAD_VALUE');
+    const onKek = { ...kek, attributes: gsaAttributes({ nextSpis: [], mode: GsaMode.TUNNEL }) };
+    expect(codeOf(() => parseGsaAttributes(onKek))).toBe('BAD_VALUE');
+    // RFC 5374 §3.1: address preservation belongs to tunnel mode; in either attribute order.
+    const preserved = gsaAttributes({ nextSpis: [], addressPreservation: GsaAddressPreservation.SOURCE_ONLY, mode: GsaMode.TRANSPORT });
+    expect(codeOf(() => parseGsaAttributes({ ...tek, attributes: preserved }))).toBe('BAD_VALUE');
+    expect(codeOf(() => parseGsaAttributes({ ...tek, attributes: [...preserved].reverse() }))).toBe('BAD_VALUE');
+    expect(codeOf(() => gsaAttributes({ nextSpis: [], mode: 0x10000 }))).toBe('BAD_VALUE');
   });
 });
 

@@ -9,6 +9,7 @@ import {
   GsaAddressPreservation,
   GsaAttr,
   GsaDirection,
+  GsaMode,
   GsaPrivateAttr,
   GWP_PRIV_POLICY_TOKEN,
   GwpAttr,
@@ -218,10 +219,13 @@ export interface GsaSaAttributes {
   addressPreservation?: number;
   /** Private: ESP-in-UDP port (RFC 3948); absent or 0 = no UDP encapsulation. */
   udpEncapsulationPort?: number;
+  /** Private: IPsec mode (GsaMode); absent = tunnel. Transport carries no address preservation but NONE. */
+  mode?: number;
 }
 
 const DIRECTIONS: ReadonlySet<number> = new Set(Object.values(GsaDirection));
 const PRESERVATIONS: ReadonlySet<number> = new Set(Object.values(GsaAddressPreservation));
+const MODES: ReadonlySet<number> = new Set(Object.values(GsaMode));
 
 export function parseGsaAttributes(p: GsaSaPolicy): GsaSaAttributes {
   const out: GsaSaAttributes = { nextSpis: [] };
@@ -261,9 +265,20 @@ export function parseGsaAttributes(p: GsaSaPolicy): GsaSaAttributes {
         if (p.protocol !== GikeProtocol.ESP) bad('UDP encapsulation outside an ESP policy');
         out.udpEncapsulationPort = once(seen, a.type, 'UDP encapsulation', tv(a, 'UDP encapsulation'));
         break;
+      case GsaPrivateAttr.MODE: {
+        if (!ipsec) bad('mode attribute outside a Data-Security SA policy');
+        const v = once(seen, a.type, 'mode', tv(a, 'mode'));
+        if (!MODES.has(v)) bad(`mode ${v}`);
+        out.mode = v;
+        break;
+      }
       default:
         break; // unknown attributes are ignored
     }
+  }
+  // RFC 5374 §3.1: address preservation is a tunnel-mode feature.
+  if (out.mode === GsaMode.TRANSPORT && out.addressPreservation !== undefined && out.addressPreservation !== GsaAddressPreservation.NONE) {
+    bad(`address preservation ${out.addressPreservation} with transport mode`);
   }
   return out;
 }
@@ -284,6 +299,7 @@ export function gsaAttributes(v: GsaSaAttributes): GikeAttribute[] {
   if (v.udpEncapsulationPort !== undefined) {
     out.push({ type: GsaPrivateAttr.UDP_ENCAPSULATION_PORT, value: u16(v.udpEncapsulationPort, 'UDP port') });
   }
+  if (v.mode !== undefined) out.push({ type: GsaPrivateAttr.MODE, value: u16(v.mode, 'mode') });
   return out;
 }
 

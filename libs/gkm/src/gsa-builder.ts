@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import {
   GikeProtocol,
+  GsaMode,
   IkePayload,
   NotifyType,
   groupKeyBag,
@@ -44,8 +45,14 @@ export interface DataSaParams {
   sn: number;
   lifetimeSeconds?: number;
   direction?: number;
+  /** RFC 5374 §3.1; tunnel mode only: not sent for a transport-mode SA. */
   addressPreservation?: number;
   udpEncapsulationPort?: number;
+  /**
+   * GsaMode; absent = tunnel. Only transport is sent (GsaPrivateAttr.MODE): absence already means
+   * tunnel, so tunnel-mode GSAs stay as before and older members read them unchanged.
+   */
+  mode?: number;
   nextSpis?: number[];
   /** Encryption key | integrity key (RFC 9838 §3.4). */
   keyMaterial: Uint8Array;
@@ -132,6 +139,7 @@ export function buildGsa(o: Pick<GroupPayloadsOptions, 'rekey' | 'data' | 'group
   }
   for (const d of o.data) {
     const protocol = d.protocol ?? GikeProtocol.ESP;
+    const transport = d.mode === GsaMode.TRANSPORT;
     policies.push({
       kind: 'sa',
       protocol,
@@ -147,8 +155,9 @@ export function buildGsa(o: Pick<GroupPayloadsOptions, 'rekey' | 'data' | 'group
         ...(d.lifetimeSeconds !== undefined ? { keyLifetime: d.lifetimeSeconds } : {}),
         nextSpis: (d.nextSpis ?? []).map(spiBytes),
         ...(d.direction !== undefined ? { direction: d.direction } : {}),
-        ...(d.addressPreservation !== undefined ? { addressPreservation: d.addressPreservation } : {}),
+        ...(d.addressPreservation !== undefined && !transport ? { addressPreservation: d.addressPreservation } : {}),
         ...(d.udpEncapsulationPort !== undefined ? { udpEncapsulationPort: d.udpEncapsulationPort } : {}),
+        ...(transport ? { mode: GsaMode.TRANSPORT } : {}),
       }),
     });
   }

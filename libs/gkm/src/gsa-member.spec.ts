@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import {
   EncrId,
   GcAuthId,
+  GsaAddressPreservation,
   GsaDirection,
+  GsaMode,
+  GsaPrivateAttr,
   IkePayload,
   IntegId,
   KwaId,
@@ -117,6 +120,23 @@ describe('registration payloads, GCKS to GM', () => {
     ]);
     expect(sut.authKey?.export({ type: 'spki', format: 'der' })).toEqual(gcksKey.publicKey.export({ type: 'spki', format: 'der' }));
     expect(sut.senderIds).toEqual([5]);
+  });
+
+  it('the SA mode: transport is sent as MODE without address preservation; tunnel as before, with no MODE', () => {
+    const transport = { ...tek(0x3000), mode: GsaMode.TRANSPORT, addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION };
+    const tunnel = { ...tek(0x4000), mode: GsaMode.TUNNEL };
+    const payloads = wire(groupPayloads({ rekey: rekeySa(0x12), data: [transport, tunnel], gskW, registration: true }));
+    const gsa = getPayload(payloads, IkePayload.GSA) as { policies: { kind: string; attributes: { type: number; value: unknown }[] }[] };
+    const types = gsa.policies.slice(1).map((p) => p.attributes.map((a) => a.type));
+    expect(types[0]).toContain(GsaPrivateAttr.MODE);
+    expect(types[0]).not.toContain(GsaPrivateAttr.ADDRESS_PRESERVATION);
+    expect(types[1]).not.toContain(GsaPrivateAttr.MODE);
+    expect(types[1]).toContain(GsaPrivateAttr.ADDRESS_PRESERVATION);
+    const sut = openGroupPayloads(payloads, { gskW, registration: true });
+    expect(sut.data.map((d) => [d.spi, d.attributes.mode, d.attributes.addressPreservation])).toEqual([
+      [0x3000, GsaMode.TRANSPORT, undefined],
+      [0x4000, undefined, GsaAddressPreservation.SOURCE_AND_DESTINATION],
+    ]);
   });
 
   it('an AUTH_KEY met again is the same KeyObject; another key is another; a bad one is refused every time', () => {

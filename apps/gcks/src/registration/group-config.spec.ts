@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { IdType, TsType } from '@app/codec';
-import { padAllows, padRuleMatches, selectorOf, type PadRow } from './group-config.js';
+import Database from 'better-sqlite3';
+import { GsaAddressPreservation, GsaMode, IdType, TsType } from '@app/codec';
+import type { RawDb } from '../keys/raw-db.js';
+import { loadGroupConfig, padAllows, padRuleMatches, selectorOf, type PadRow } from './group-config.js';
 
 const id = (idType: number, value: string) => ({ idType, value });
 const rule = (r: Partial<PadRow>): PadRow => ({ id: 'r', kind: 'member', idType: 'san-dns', pattern: '*', role: 'receiver', pskSealed: null, updatedAt: '', ...r });
@@ -57,5 +59,39 @@ describe('selectors from GSPD prefixes (RFC 7296 §3.13.1)', () => {
     expect([any6.ipProtocol, any6.startPort, any6.endPort]).toEqual([0, 0, 0xffff]);
     expect(Buffer.from(any6.endAddress).toString('hex')).toBe('ff3e' + 'ff'.repeat(14));
     expect(() => selectorOf('10.1.0.1/16', null, null)).toThrow(RangeError);
+  });
+});
+
+describe('Data-Security SA templates from the policy rows: the ESP mode (RFC 5374 §3.1)', () => {
+  function db(rows: { name: string; mode: string; addressPreservation: string }[]): RawDb {
+    const d = new Database(':memory:');
+    d.exec(`CREATE TABLE "groups" ("id" TEXT, "name" TEXT, "address" TEXT, "ipVersion" INTEGER, "serviceModel" TEXT, "maxSpeakers" INTEGER,
+              "rekeyAddress" TEXT, "rekeyPort" INTEGER, "lkhDegree" INTEGER, "enabled" INTEGER, "updatedAt" TEXT);
+            CREATE TABLE "policies" ("id" TEXT, "groupId" TEXT, "name" TEXT, "position" INTEGER, "sourcePrefix" TEXT, "destinationPrefix" TEXT,
+              "protocol" INTEGER, "sourcePort" INTEGER, "destinationPort" INTEGER, "action" TEXT, "direction" TEXT, "mode" TEXT,
+              "addressPreservation" TEXT, "udpEncapsulation" INTEGER, "espTransform" TEXT, "tekLifetime" INTEGER, "kekLifetime" INTEGER,
+              "atd" INTEGER, "dtd" INTEGER, "rekeyRetransmissions" INTEGER, "leaveBehaviour" TEXT, "leaveBatchInterval" INTEGER, "updatedAt" TEXT);
+            CREATE TABLE "pad_rules" ("id" TEXT, "groupId" TEXT, "kind" TEXT, "idType" TEXT, "pattern" TEXT, "role" TEXT, "pskSealed" TEXT,
+              "createdAt" TEXT, "updatedAt" TEXT);`);
+    d.prepare(`INSERT INTO "groups" VALUES ('g1', 'g', '239.1.2.3', 4, 'any-to-any', 1, NULL, NULL, 4, 1, 't')`).run();
+    const ins = d.prepare(`INSERT INTO "policies" VALUES (?, 'g1', ?, ?, '0.0.0.0/0', '239.1.2.3/32', 17, NULL, 5000, 'protect', 'symmetric', ?, ?, 1,
+                           'aes-gcm-256', 900, 3600, 15, 15, 2, 'immediate', NULL, 't')`);
+    rows.forEach((r, i) => ins.run(`p${i}`, r.name, i, r.mode, r.addressPreservation));
+    return d as unknown as RawDb;
+  }
+
+  it('carries tunnel or transport; a transport SA preserves no address', () => {
+    const sut = loadGroupConfig(
+      db([
+        { name: 'tun', mode: 'tunnel', addressPreservation: 'source' },
+        { name: 'tra', mode: 'transport', addressPreservation: 'none' },
+      ]),
+      { name: 'g' },
+    )!;
+    expect(sut.data.map((d) => [d.name, d.mode, d.addressPreservation, d.udpEncapsulationPort])).toEqual([
+      ['tun', GsaMode.TUNNEL, GsaAddressPreservation.SOURCE_ONLY, 4500],
+      ['tra', GsaMode.TRANSPORT, GsaAddressPreservation.NONE, 4500],
+    ]);
+    expect(sut.data[1]!.summary.addressPreservation).toBe(GsaAddressPreservation.NONE);
   });
 });

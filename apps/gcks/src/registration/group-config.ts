@@ -3,6 +3,7 @@ import {
   GcAuthId,
   GsaAddressPreservation,
   GsaDirection,
+  GsaMode,
   IdType,
   IntegId,
   TsType,
@@ -73,7 +74,10 @@ export interface DataSaTemplate {
   integId?: number;
   sn: number;
   direction: number;
+  /** NONE in transport mode (preservation is tunnel-only, RFC 5374 §3.1; not sent then). */
   addressPreservation: number;
+  /** GsaMode from the policy's mode; the GSA carries it for transport only (absent = tunnel). */
+  mode: number;
   udpEncapsulationPort?: number;
   lifetimeSeconds: number;
   summary: DataPolicySummary;
@@ -159,6 +163,8 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
   const data = protect.map((p): DataSaTemplate => {
     const t = TRANSFORMS[p.espTransform] ?? TRANSFORMS['aes-gcm-256']!;
     const port = p.destinationPort;
+    const transport = p.mode === 'transport';
+    const preservation = transport ? GsaAddressPreservation.NONE : (PRESERVATION[p.addressPreservation] ?? GsaAddressPreservation.SOURCE_AND_DESTINATION);
     return {
       policyId: p.id,
       name: p.name,
@@ -170,7 +176,8 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
       // Counter modes with several speakers need distinct IVs: Sender-IDs (RFC 6054, RFC 9838 §2.5.1).
       sn: t.counterMode && manySpeakers ? 2 : 0,
       direction: DIRECTION[p.direction] ?? GsaDirection.SYMMETRIC,
-      addressPreservation: PRESERVATION[p.addressPreservation] ?? GsaAddressPreservation.SOURCE_AND_DESTINATION,
+      addressPreservation: preservation,
+      mode: transport ? GsaMode.TRANSPORT : GsaMode.TUNNEL,
       ...(p.udpEncapsulation ? { udpEncapsulationPort: 4500 } : {}),
       lifetimeSeconds: p.tekLifetime,
       summary: {
@@ -180,7 +187,7 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
         ipProtocol: p.protocol ?? 0,
         port: port ?? 0,
         direction: DIRECTION[p.direction] ?? GsaDirection.SYMMETRIC,
-        addressPreservation: PRESERVATION[p.addressPreservation] ?? GsaAddressPreservation.SOURCE_AND_DESTINATION,
+        addressPreservation: preservation,
         encrId: t.encrId,
         integId: t.integId ?? 0,
         keyLifetime: p.tekLifetime,

@@ -382,6 +382,7 @@ export class GroupKeyState {
         lifetimeSeconds: d.lifetimeSeconds,
         direction: d.direction,
         addressPreservation: d.addressPreservation,
+        mode: d.mode,
         ...(d.udpEncapsulationPort !== undefined ? { udpEncapsulationPort: d.udpEncapsulationPort } : {}),
         keyMaterial: t.keymat,
       });

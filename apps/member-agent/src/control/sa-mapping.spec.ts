@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { EncrId, GsaAddressPreservation, GsaDirection, IntegId, TsType, parseIpAddress } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IntegId, TsType, parseIpAddress } from '@app/codec';
+import { Datapath } from '@app/datapath';
 import type { OpenedDataSa } from '@app/gkm';
 import { MappingError, SPEAKER_REPLAY_WINDOW, dataSaConfig, directionFor, gspdEntries, onDemandEntry, policyIdOf, rangeToPrefix } from './sa-mapping.js';
 
@@ -66,6 +67,21 @@ describe('data SAs for the datapath', () => {
       lifetime: { hard: { seconds: 900 } },
     });
     expect(sut.source).toBeUndefined();
+  });
+
+  it('the GSA mode: absent or TUNNEL is tunnel; TRANSPORT is transport without address preservation, and the datapath takes it', () => {
+    expect(dataSaConfig(sa({ attributes: { mode: GsaMode.TUNNEL } }), { group: 'g', role: 'speaker' })).toMatchObject({ mode: 'tunnel', addressPreservation: 'both' });
+    const sut = dataSaConfig(sa({ attributes: { mode: GsaMode.TRANSPORT, udpEncapsulationPort: 4500 } }), { group: 'g', role: 'speaker' });
+    expect(sut).toMatchObject({ mode: 'transport', addressPreservation: 'none', udpEncapsulation: { sourcePort: 4500, destinationPort: 4500 } });
+    // Even a preservation value that slipped past the codec is not applied to a transport SA.
+    const odd = dataSaConfig(sa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: GsaAddressPreservation.SOURCE_ONLY } }), { group: 'g', role: 'receiver' });
+    expect(odd.addressPreservation).toBe('none');
+    const datapath = new Datapath({ clock: { now: () => 0 } });
+    datapath.installSa(sut);
+    datapath.installSa({ ...odd, spi: 0x1235 });
+    expect(datapath.stats().sas.map((x) => x.spi)).toEqual([0x1234, 0x1235]);
+    // The datapath itself refuses preservation in transport mode (RFC 5374 §3.1): the mapping must not produce it.
+    expect(() => datapath.installSa({ ...sut, spi: 0x1236, addressPreservation: 'source' })).toThrow(/BAD_POLICY/);
   });
 
   it('a per-speaker SA keeps the source and an anti-replay window (A.2); keys are copies', () => {

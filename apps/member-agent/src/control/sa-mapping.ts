@@ -10,7 +10,7 @@
  * and receiver-only at every other member: nobody sends on another speaker's SA, and a speaker's
  * own packets reflected back to it are refused instead of delivered.
  */
-import { EncrId, GsaAddressPreservation, GsaDirection, IntegId, formatIpAddress, parseIpAddress, type TrafficSelector } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IntegId, formatIpAddress, parseIpAddress, type TrafficSelector } from '@app/codec';
 import type { MemberRole, PolicyTokenContent } from '@app/crypto';
 import type { AddressPreservation, Directionality, EspTransform, GspdEntry, SaConfig } from '@app/datapath';
 import type { OpenedDataSa } from '@app/gkm';
@@ -128,14 +128,17 @@ export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
   const perSpeaker = sel.source !== undefined && !sel.source.includes('/');
   const udpPort = sa.attributes.udpEncapsulationPort;
   const transform = transformOf(sa);
+  // GsaPrivateAttr.MODE, absent = tunnel; transport preserves no address (RFC 5374 §3.1; the codec
+  // refuses a transport GSA that names another preservation).
+  const transport = sa.attributes.mode === GsaMode.TRANSPORT;
   const config: SaConfig = {
     spi: sa.spi,
     policyId: policyIdOf(ctx.group, sel),
     destination: sel.destination,
     ...(perSpeaker ? { source: sel.source! } : {}),
     direction: perSpeaker ? perSpeakerDirection(ctx.role, sa.attributes.direction, sel.source!, ctx.localAddresses) : directionFor(ctx.role, sa.attributes.direction),
-    mode: 'tunnel',
-    addressPreservation: PRESERVATION[sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION] ?? 'both',
+    mode: transport ? 'transport' : 'tunnel',
+    addressPreservation: transport ? 'none' : (PRESERVATION[sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION] ?? 'both'),
     udpEncapsulation: udpPort ? { sourcePort: udpPort, destinationPort: udpPort } : false,
     transform,
     encryptionKey: Uint8Array.from(sa.encKey),
