@@ -295,6 +295,11 @@ export class GroupKeyState {
   /** The counter row's values now (read when a group commit commits). */
   private readonly counterRow = () => ({ lastMessageId: this.lastMessageId, state: this.schedule });
 
+  /** The audit row of a rekey the GCKS made (inside the transaction that persists it). */
+  private auditRekey(details: Record<string, unknown>): void {
+    this.deps.store.audit({ actor: 'gcks', remoteAddress: null, action: 'rekey', entityType: 'group', entityId: this.groupId, groupId: this.groupId, details });
+  }
+
   private persistGroup(): void {
     this.deps.store.saveGroup(this.groupId, this.sealed(), this.lastMessageId, this.tokenEdition, this.schedule);
   }
@@ -816,15 +821,7 @@ export class GroupKeyState {
       if (changedNodes) this.deps.store.saveTree(this.groupId, this.tree, changedNodes);
       this.persistGroup();
       extra?.();
-      this.deps.store.audit({
-        actor: 'gcks',
-        remoteAddress: null,
-        action: 'rekey',
-        entityType: 'group',
-        entityId: this.groupId,
-        groupId: this.groupId,
-        details: { reason, messageIds: messages.map((m) => m.messageId), newKek, newTeks, leaves: leaves.length, members: this.tree.memberCount },
-      });
+      this.auditRekey({ reason, messageIds: messages.map((m) => m.messageId), newKek, newTeks, leaves: leaves.length, members: this.tree.memberCount });
     });
     return messages;
   }
@@ -869,15 +866,7 @@ export class GroupKeyState {
     }
     this.deps.store.tx(() => {
       this.deps.store.saveCounter(this.groupId, this.lastMessageId, this.schedule);
-      this.deps.store.audit({
-        actor: 'gcks',
-        remoteAddress: null,
-        action: 'rekey',
-        entityType: 'group',
-        entityId: this.groupId,
-        groupId: this.groupId,
-        details: { reason: 'speakers', messageIds: messages.map((m) => m.messageId), announced: announce.map((t) => t.spi), deleted: deletes },
-      });
+      this.auditRekey({ reason: 'speakers', messageIds: messages.map((m) => m.messageId), announced: announce.map((t) => t.spi), deleted: deletes });
     });
     return messages;
   }
