@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PY_RAW4_REPLAY, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
 import { onPath, readCapture } from '../support/netns-capture.js';
-import { AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
+import { AGENT_HOST_SYSCTLS, agentStatus, AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
 
 const reason = netnsSkipReason() ?? (onPath('tcpdump') ? undefined : 'the replay check needs tcpdump');
@@ -44,10 +44,6 @@ interface StatusView {
   datapath: { sent: number; delivered: number; drops: Record<string, number> };
 }
 
-/** GET /status from inside a namespace (Python starts faster than a second Node). */
-const PY_STATUS = `import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:%s/status' % sys.argv[1], timeout=5).read().decode())`;
-
 describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA each, a receiver-only member, 18 namespaces on a bridge', () => {
   const lab = new NetnsLab('a2');
   let work = '';
@@ -61,8 +57,7 @@ describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA ea
   const hostOf = (name: string) => hosts[names.indexOf(name)]!;
   const speakerNames = names.slice(0, SPEAKERS);
   async function status(name: string): Promise<StatusView> {
-    const r = await lab.run(hostOf(name).ns, PYTHON, ['-c', PY_STATUS, String(STATUS_PORT)]);
-    return JSON.parse(r.stdout) as StatusView;
+    return agentStatus<StatusView>(lab, hostOf(name).ns, STATUS_PORT);
   }
   const statuses = async () => new Map(await Promise.all(names.map(async (n) => [n, await status(n)] as const)));
   /** The datagrams "<speaker> NNNN" one host's application received, by speaker. */
@@ -89,7 +84,7 @@ describe.skipIf(reason !== undefined)('A.2: 16 concurrent speakers with an SA ea
     ]);
     const g = made[0]!;
     hosts = made.slice(1);
-    await Promise.all(made.map((h) => lab.sysctl(h.ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0', 'net.ipv6.conf.all.disable_ipv6': '1' })));
+    await Promise.all(made.map((h) => lab.sysctl(h.ns, AGENT_HOST_SYSCTLS)));
     gcks = new NetnsGcks(lab, g, join(work, 'gcks'));
     await gcks.start();
     groupId = (await gcks.ok<{ id: string }>('POST', '/groups', { name: 'a2', address: GROUP, serviceModel: 'per-speaker', maxSpeakers: SPEAKERS, rekeyAddress: REKEY, rekeyPort: 4600 })).id;

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReplayWindow } from '@app/datapath';
 import { SPEAKER_REPLAY_WINDOW } from '../../apps/member-agent/src/control/sa-mapping.js';
 import { PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
-import { AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
+import { AGENT_HOST_SYSCTLS, agentStatus, AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor } from '../support/netns-agents.js';
 import { bridgeCapture, espHeader, onPath, readCapture } from '../support/netns-capture.js';
 import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
 
@@ -52,10 +52,6 @@ interface StatusView {
   datapath: { sent: number; delivered: number; drops: Record<string, number> };
 }
 
-/** GET /status from inside a namespace (Python starts faster than a second Node). */
-const PY_STATUS = `import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:%s/status' % sys.argv[1], timeout=5).read().decode())`;
-
 describe.skipIf(reason !== undefined)('A.3: four members, all speakers and receivers of one any-to-any group with one shared SA and no anti-replay', () => {
   const lab = new NetnsLab('a3');
   let work = '';
@@ -68,8 +64,7 @@ describe.skipIf(reason !== undefined)('A.3: four members, all speakers and recei
 
   const hostOf = (name: string) => hosts[names.indexOf(name)]!;
   async function status(name: string): Promise<StatusView> {
-    const r = await lab.run(hostOf(name).ns, PYTHON, ['-c', PY_STATUS, String(STATUS_PORT)]);
-    return JSON.parse(r.stdout) as StatusView;
+    return agentStatus<StatusView>(lab, hostOf(name).ns, STATUS_PORT);
   }
   /** The numbers of the datagrams "<sender> NNNN" one host's application received from `sender`. */
   function numbers(host: string, sender: string): number[] {
@@ -89,7 +84,7 @@ describe.skipIf(reason !== undefined)('A.3: four members, all speakers and recei
     ]);
     const g = made[0]!;
     hosts = made.slice(1);
-    await Promise.all(made.map((h) => lab.sysctl(h.ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0', 'net.ipv6.conf.all.disable_ipv6': '1' })));
+    await Promise.all(made.map((h) => lab.sysctl(h.ns, AGENT_HOST_SYSCTLS)));
     gcks = new NetnsGcks(lab, g, join(work, 'gcks'));
     await gcks.start();
     groupId = (await gcks.ok<{ id: string }>('POST', '/groups', { name: 'a3', address: GROUP, serviceModel: 'any-to-any', rekeyAddress: REKEY, rekeyPort: 4600 })).id;

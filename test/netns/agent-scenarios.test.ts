@@ -15,14 +15,14 @@
  *      traffic is ESP.
  * Each prints its figures (sent, received per host, lost, duplicates, and what the wire showed).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PY_JUNK_SENDER, PY_RECEIVER, PY_SENDER, PYTHON } from '../support/netns-apps.js';
-import { agentStatus, AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor, type AgentStatusView } from '../support/netns-agents.js';
-import { decryptWithTshark, onPath, readCapture, tsharkSasFromKeyLog } from '../support/netns-capture.js';
-import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, stopChild, type LabHost } from '../support/netns.js';
+import { AGENT_HOST_SYSCTLS, agentStatus, AGENT_MAIN, GCKS_MAIN, NetnsGcks, sleep, startAgent, waitFor, type AgentStatusView } from '../support/netns-agents.js';
+import { bridgeCapture, decryptWithTshark, onPath, readCapture, tsharkSasFromKeyLog } from '../support/netns-capture.js';
+import { assertBuilt, JsonLines, NetnsLab, netnsSkipReason, type LabHost } from '../support/netns.js';
 
 const reason =
   netnsSkipReason() ??
@@ -56,29 +56,6 @@ async function startReceiver(lab: NetnsLab, ns: string, group: string): Promise<
   const lines = new JsonLines(lab.spawn(ns, PYTHON, ['-u', '-c', PY_RECEIVER, group, String(DATA_PORT)]));
   await lines.next((l) => l['ev'] === 'ready');
   return new Receiver(lines);
-}
-
-/**
- * A bridge capture (tcpdump, 8 MiB buffer, a packet per write). The returned stop() waits until
- * the file has stopped growing (bounded), then stops tcpdump, and rejects if tcpdump reports any
- * packet dropped by the kernel (an incomplete capture would make the frame counts meaningless).
- */
-async function capture(lab: NetnsLab, file: string): Promise<() => Promise<void>> {
-  const child = lab.spawn(lab.bridgeNamespace, 'tcpdump', ['-i', 'br0', '-n', '-B', '8192', '-U', '--immediate-mode', '-w', file]);
-  const log = new JsonLines(child);
-  await waitFor('tcpdump', () => log.stderr.some((l) => l.includes('listening on')), 15_000);
-  await sleep(200); // the socket is attached before "listening on"; let the ring settle
-  return async () => {
-    const size = () => (existsSync(file) ? statSync(file).size : 0);
-    for (let last = -1, i = 0; i < 30 && size() !== last; i++) {
-      last = size();
-      await sleep(200);
-    }
-    await stopChild(child);
-    await waitFor('tcpdump summary', () => log.stderr.some((l) => l.includes('dropped by kernel')), 5_000).catch(() => undefined);
-    const dropped = log.stderr.map((l) => /^(\d+) packets? dropped by kernel/.exec(l)).find((m) => m !== null);
-    if (dropped && Number(dropped[1]) > 0) throw new Error(`tcpdump lost ${dropped[1]} packets: ${log.stderr.join(' | ')}`);
-  };
 }
 
 describe.skipIf(reason !== undefined)('agent scenarios 8 and 4: address-preserving ESP on the wire, an SSM group and an IPv6 group', () => {
@@ -168,7 +145,7 @@ describe.skipIf(reason !== undefined)('agent scenarios 8 and 4: address-preservi
       const TEXT = `scenario8-${variant}`;
       const speaker = hosts[0]!.ipv4;
       const pcap = join(work, `s8-${variant}.pcap`);
-      const stop = await capture(lab, pcap);
+      const stop = await bridgeCapture(lab, pcap);
       await send(0, g.address, COUNT, TEXT);
       await waitFor('delivery', () => ['b', 'c'].every((n) => rx.get(`${n}|${g.name}`)!.numbers(TEXT).length >= COUNT), 20_000).catch(() => undefined);
       await stop();
@@ -247,7 +224,7 @@ describe.skipIf(reason !== undefined)('agent scenarios 8 and 4: address-preservi
     const COUNT = 300;
     const TEXT = 'scenario4-v6';
     const pcap = join(work, 's4-v6.pcap');
-    const stop = await capture(lab, pcap);
+    const stop = await bridgeCapture(lab, pcap);
     await send(0, g.address, COUNT, TEXT);
     await waitFor('delivery', () => ['b', 'c'].every((n) => rx.get(`${n}|${g.name}`)!.numbers(TEXT).length >= COUNT), 20_000).catch(() => undefined);
     await stop();
@@ -306,7 +283,7 @@ describe.skipIf(reason !== undefined)('fail-open: with the GCKS down, protected-
       { suffix: 'c', ipv4: '198.51.100.3' },
     ]);
     hosts = made.slice(1);
-    for (const h of made) await lab.sysctl(h.ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0', 'net.ipv6.conf.all.disable_ipv6': '1' });
+    for (const h of made) await lab.sysctl(h.ns, AGENT_HOST_SYSCTLS);
     gcks = new NetnsGcks(lab, made[0]!, join(work, 'gcks'));
     await gcks.start();
     const { id } = await gcks.ok<{ id: string }>('POST', '/groups', { name: 'fo', address: GROUP, serviceModel: 'any-to-any', rekeyAddress: '239.196.0.11', rekeyPort: 4600 });
@@ -344,7 +321,7 @@ describe.skipIf(reason !== undefined)('fail-open: with the GCKS down, protected-
     expect(before.map((s) => s.groups[0]!.state)).not.toContain('registered');
 
     const pcap1 = join(work, 'unregistered.pcap');
-    let stop = await capture(lab, pcap1);
+    let stop = await bridgeCapture(lab, pcap1);
     await send(0, COUNT, 'open');
     await send(2, COUNT, 'closed');
     await waitFor('clear delivery', () => receiver.numbers('open').length >= COUNT, 20_000).catch(() => undefined);
@@ -381,7 +358,7 @@ describe.skipIf(reason !== undefined)('fail-open: with the GCKS down, protected-
       await waitFor(`registration in ${h.ns}`, async () => (await status(i)).groups[0]!.state === 'registered', 90_000);
     }
     const pcap2 = join(work, 'registered.pcap');
-    stop = await capture(lab, pcap2);
+    stop = await bridgeCapture(lab, pcap2);
     await send(0, COUNT, 'sealed');
     await waitFor('protected delivery', () => receiver.numbers('sealed').length >= COUNT, 20_000).catch(() => undefined);
     await stop();

@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PYTHON } from './netns-apps.js';
 import { JsonLines, stopChild, type LabHost, type NetnsLab } from './netns.js';
 
 export const GCKS_MAIN = fileURLToPath(new URL('../../dist/apps/gcks/src/main.js', import.meta.url));
@@ -91,8 +92,20 @@ export async function startAgent(lab: NetnsLab, ns: string, path: string, config
   return agent;
 }
 
-/** GET /status of the agent listening on `port` inside `ns`. */
-export async function agentStatus(lab: NetnsLab, ns: string, port: number): Promise<AgentStatusView> {
-  const r = await lab.run(ns, process.execPath, ['-e', `fetch('http://127.0.0.1:${port}/status').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
-  return JSON.parse(r.stdout) as AgentStatusView;
+/** Sysctls of every host in the agent scenarios: no reverse-path filter (the TUN hands back packets
+ * whose source is another host), IPv4 only unless a test enables IPv6 itself. */
+export const AGENT_HOST_SYSCTLS: Readonly<Record<string, string>> = {
+  'net.ipv4.conf.all.rp_filter': '0',
+  'net.ipv4.conf.default.rp_filter': '0',
+  'net.ipv6.conf.all.disable_ipv6': '1',
+};
+
+/** GET /status from inside a namespace (Python starts faster than a second Node). */
+const PY_STATUS = `import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:%s/status' % sys.argv[1], timeout=5).read().decode())`;
+
+/** GET /status of the agent listening on `port` inside `ns` (`T`: the view of it a test reads). */
+export async function agentStatus<T = AgentStatusView>(lab: NetnsLab, ns: string, port: number): Promise<T> {
+  const r = await lab.run(ns, PYTHON, ['-c', PY_STATUS, String(port)]);
+  return JSON.parse(r.stdout) as T;
 }
