@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createKeyExchange } from '@app/crypto';
 import { IkeExchange, IkePayload, KeGroup, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
@@ -422,6 +423,53 @@ describe('IKEv2 initiator and responder', () => {
     expect(refusals).toEqual(['policy:46', 'policy:46', 'unknown_peer:24', 'auth:24']);
     expect(responder.established.size).toBe(1);
     expect(responder.halfOpenCount).toBe(0);
+  });
+
+  it('a responder that cannot make its own AUTH refuses before authorize: nobody is admitted', async () => {
+    const refusals: string[] = [];
+    const authorized: string[] = [];
+    const clock = new ManualClock();
+    const { ab } = pathBetween('10.0.0.1', '10.0.0.2');
+    const queue: { to: 'i' | 'r'; bytes: Uint8Array; path: IkePath }[] = [];
+    const responder = new IkeResponder({
+      transport: { send: (bytes, path) => queue.push({ to: 'i', bytes, path: reversePath(path) }) },
+      clock,
+      random,
+      proposals: [PROPOSAL_GCM_ECP256],
+      localId: fqdn('gcks.example'),
+      // A key type we cannot sign IKE AUTH with (RFC 7427 here: ECDSA and RSA only).
+      localAuth: { kind: 'signature', privateKey: generateKeyPairSync('ed25519').privateKey, certificates: [] },
+      resolvePeer: () => ({ psk }),
+      authExchangeTypes: [IkeExchange.GSA_AUTH],
+      authorize: ({ peerId }) => {
+        authorized.push(new TextDecoder().decode(peerId.data));
+        return { payloads: [] };
+      },
+      onRefused: (e) => refusals.push(`${e.reason}:${e.notifyType}`),
+    });
+    const initiator = new IkeInitiator({
+      transport: { send: (bytes, path) => queue.push({ to: 'r', bytes, path: reversePath(path) }) },
+      clock,
+      random,
+      path: ab,
+      proposals: [PROPOSAL_GCM_ECP256],
+      localId: fqdn('member1.example'),
+      localAuth: { kind: 'psk' },
+      peer: { psk },
+      authExchangeType: IkeExchange.GSA_AUTH,
+      authPayloads: [payload(IkePayload.IDg, fqdn('g1.example'))],
+    });
+    const done = initiator.start();
+    for (let n = 0; queue.length > 0 && n < 20; n++) {
+      const d = queue.shift()!;
+      if (d.to === 'r') responder.receive(d.bytes, d.path);
+      else initiator.receive(d.bytes, d.path);
+    }
+    await expect(done).rejects.toMatchObject({ notifyType: NotifyType.AUTHENTICATION_FAILED });
+    expect(refusals).toEqual([`local_auth:${NotifyType.AUTHENTICATION_FAILED}`]);
+    expect(authorized).toEqual([]);
+    expect(responder.established.size).toBe(0);
+    expect(responder.counters.get('refused_local_auth')).toBe(1);
   });
 
   it('answers a retransmitted IKE_SA_INIT from its cache and expires half-open SAs', () => {

@@ -379,10 +379,7 @@ export class IkeResponder {
       if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
       throw e;
     }
-    sa.state.peerId = { idType: idi.idType, data: new Uint8Array(idi.data) };
-    sa.state.peerCertificate = peerCertificate;
-    const ctx: IkeAuthContext = { exchangeType, peerId: sa.state.peerId, peerCertificate, request: inner, sa, path };
-    const decision = o.authorize ? o.authorize(ctx) : defaultIkeAuth(inner);
+    // Our AUTH before `authorize`: if we cannot authenticate ourselves, nobody has been admitted.
     const octets = authOctets(sa.state, 'responder', ho.initResponse, ho.ni, o.localId);
     let authPayloads: IkePayloadEntry[];
     try {
@@ -391,6 +388,10 @@ export class IkeResponder {
       if (e instanceof IkeError || e instanceof CryptoError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'local_auth', idi);
       throw e;
     }
+    sa.state.peerId = { idType: idi.idType, data: new Uint8Array(idi.data) };
+    sa.state.peerCertificate = peerCertificate;
+    const ctx: IkeAuthContext = { exchangeType, peerId: sa.state.peerId, peerCertificate, request: inner, sa, path };
+    const decision = o.authorize ? o.authorize(ctx) : defaultIkeAuth(inner);
     const response = [payload(IkePayload.IDr, o.localId), ...authPayloads, ...decision.payloads];
     const wire = sa.protect(exchangeType, 1, true, response);
     sa.recordResponse(1, wire);
