@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { IdType } from '@app/codec';
 import { createApp } from '../../apps/gcks/src/bootstrap.js';
 import { loadConfig } from '../../apps/gcks/src/config/gcks-config.js';
+import { WalCheckpointService } from '../../apps/gcks/src/database/wal-checkpointer.js';
 import { GcksKeysService } from '../../apps/gcks/src/keys/gcks-keys.service.js';
 import { RegistrationService } from '../../apps/gcks/src/registration/registration.service.js';
 import { tempDir } from '../support/temp-dir.js';
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
       `CPU: GCKS ${result.gcksCpuS.toFixed(2)} s (${((result.gcksCpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration; main thread ${result.gcksMainCpuS.toFixed(2)} s, other threads ${(result.gcksCpuS - result.gcksMainCpuS).toFixed(2)} s), load generator ${result.cpuS.toFixed(2)} s (${((result.cpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration)`,
       `failures: ${result.failures} ${JSON.stringify(result.reasons)}; concurrency ${CONCURRENCY}`,
       `GCKS counters: ${JSON.stringify(reg.counters)}`,
+      `WAL checkpoints (off the event loop): ${JSON.stringify(gcks.app.get(WalCheckpointService).checkpointer.stats)}`,
       '',
     ].join('\n'),
   );

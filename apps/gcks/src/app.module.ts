@@ -6,6 +6,7 @@ import { AuthGuard } from './auth/auth.guard.js';
 import type { GcksConfig } from './config/gcks-config.js';
 import { CoreModule, type CoreDeps } from './core.module.js';
 import { dataSourceOptions } from './database/data-source.js';
+import { DatabaseMaintenanceModule } from './database/wal-checkpointer.js';
 import { GroupsController } from './groups/groups.controller.js';
 import { GroupsService } from './groups/groups.service.js';
 import { HealthController } from './health/health.controller.js';
@@ -50,6 +51,7 @@ export class AppModule {
         OperationsModule,
         RegistrationModule,
         MetricsModule,
+        DatabaseMaintenanceModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
     };
