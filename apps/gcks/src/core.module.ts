@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { randomPool } from '@app/crypto';
 import { AuditService } from './audit/audit.service.js';
 import { CLOCK, RANDOM_BYTES, systemClock, type Clock, type RandomBytes } from './common/clock.js';
 import { GCKS_CONFIG, type GcksConfig } from './config/gcks-config.js';
@@ -25,7 +26,18 @@ export class CoreModule {
         { provide: CLOCK, useValue: deps.clock ?? systemClock },
         { provide: RANDOM_BYTES, useValue: random },
         { provide: MasterKeyService, useValue: masterKey },
-        { provide: SecretBox, useFactory: () => new SecretBox(masterKey, random) },
+        {
+          provide: SecretBox,
+          // Sealing (IKE SA records at every registration, secrets on the REST path) takes its 12-octet
+          // IVs from 4 KB blocks of the CSPRNG instead of one call each.
+          useFactory: () => {
+            const pool = randomPool((n) => new Uint8Array(random(n)));
+            return new SecretBox(masterKey, (n) => {
+              const b = pool(n);
+              return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+            });
+          },
+        },
         UnitOfWork,
         AuditService,
       ],

@@ -151,7 +151,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     // without an fsync per registration.
     this.db.pragma('synchronous = NORMAL');
     const sealerKey = this.masterKey.key();
-    const sealer = new NodeKeySealer(sealerKey);
+    // The GCM IV of each sealed LKH node row (several per registration) from the pool too.
+    const sealer = new NodeKeySealer(sealerKey, (iv) => iv.set(this.pooledRandom(iv.length)));
     sealerKey.fill(0);
     this.store = new GkmStore(this.db, sealer, () => this.clock.now());
     this.commits = new GroupCommit(this.db, { onRollback: (e) => this.onBatchRollback(e) });
