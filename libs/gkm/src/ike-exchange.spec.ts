@@ -17,6 +17,7 @@ import {
   type IkePath,
   type IkePeerPolicy,
   type IkeProposalConfig,
+  type IkeResponderOptions,
   type IkeTransport,
 } from '@app/gkm';
 import {
@@ -369,7 +370,8 @@ describe('IKEv2 initiator and responder', () => {
     expect(a).not.toEqual(natDetectionHash(new Uint8Array(8), new Uint8Array(8), '10.0.0.1', 4500));
   });
 
-  it('runs GSA_AUTH with extra payloads through the authorize hook, and audits refusals', async () => {
+  /** A GSA_AUTH responder (PSK members) and `attempt`, which runs one member's registration against it. */
+  function gsaAuthBed(r: Pick<IkeResponderOptions, 'localAuth' | 'resolvePeer' | 'authorize'>) {
     const refusals: string[] = [];
     const clock = new ManualClock();
     const { ab } = pathBetween('10.0.0.1', '10.0.0.2');
@@ -380,18 +382,9 @@ describe('IKEv2 initiator and responder', () => {
       random,
       proposals: [PROPOSAL_GCM_ECP256],
       localId: fqdn('gcks.example'),
-      localAuth: { kind: 'psk' },
-      resolvePeer: (id) => (new TextDecoder().decode(id.data).endsWith('.example') ? { psk } : undefined),
       authExchangeTypes: [IkeExchange.GSA_AUTH],
-      authorize: ({ request, peerId }) => {
-        const idg = getPayload(request, IkePayload.IDg);
-        const group = idg ? new TextDecoder().decode(idg.data) : '';
-        if (group !== 'g1.example' || new TextDecoder().decode(peerId.data) === 'banned.example') {
-          return { payloads: [ikeNotify(NotifyType.AUTHORIZATION_FAILED)], establish: false };
-        }
-        return { payloads: [ikeNotify(NotifyType.GROUP_SENDER)] };
-      },
       onRefused: (e) => refusals.push(`${e.reason}:${e.notifyType}`),
+      ...r,
     });
     const attempt = (member: string, group: string, p = psk) => {
       const initiator = new IkeInitiator({
@@ -414,6 +407,22 @@ describe('IKEv2 initiator and responder', () => {
       }
       return done;
     };
+    return { responder, refusals, attempt };
+  }
+
+  it('runs GSA_AUTH with extra payloads through the authorize hook, and audits refusals', async () => {
+    const { responder, refusals, attempt } = gsaAuthBed({
+      localAuth: { kind: 'psk' },
+      resolvePeer: (id) => (new TextDecoder().decode(id.data).endsWith('.example') ? { psk } : undefined),
+      authorize: ({ request, peerId }) => {
+        const idg = getPayload(request, IkePayload.IDg);
+        const group = idg ? new TextDecoder().decode(idg.data) : '';
+        if (group !== 'g1.example' || new TextDecoder().decode(peerId.data) === 'banned.example') {
+          return { payloads: [ikeNotify(NotifyType.AUTHORIZATION_FAILED)], establish: false };
+        }
+        return { payloads: [ikeNotify(NotifyType.GROUP_SENDER)] };
+      },
+    });
     const ok = await attempt('member1.example', 'g1.example');
     expect(getNotify(ok.authResponse, NotifyType.GROUP_SENDER)).toBeDefined();
     await expect(attempt('member2.example', 'other.example')).rejects.toMatchObject({ notifyType: NotifyType.AUTHORIZATION_FAILED });
@@ -426,46 +435,17 @@ describe('IKEv2 initiator and responder', () => {
   });
 
   it('a responder that cannot make its own AUTH refuses before authorize: nobody is admitted', async () => {
-    const refusals: string[] = [];
     const authorized: string[] = [];
-    const clock = new ManualClock();
-    const { ab } = pathBetween('10.0.0.1', '10.0.0.2');
-    const queue: { to: 'i' | 'r'; bytes: Uint8Array; path: IkePath }[] = [];
-    const responder = new IkeResponder({
-      transport: { send: (bytes, path) => queue.push({ to: 'i', bytes, path: reversePath(path) }) },
-      clock,
-      random,
-      proposals: [PROPOSAL_GCM_ECP256],
-      localId: fqdn('gcks.example'),
+    const { responder, refusals, attempt } = gsaAuthBed({
       // A key type we cannot sign IKE AUTH with (RFC 7427 here: ECDSA and RSA only).
       localAuth: { kind: 'signature', privateKey: generateKeyPairSync('ed25519').privateKey, certificates: [] },
       resolvePeer: () => ({ psk }),
-      authExchangeTypes: [IkeExchange.GSA_AUTH],
       authorize: ({ peerId }) => {
         authorized.push(new TextDecoder().decode(peerId.data));
         return { payloads: [] };
       },
-      onRefused: (e) => refusals.push(`${e.reason}:${e.notifyType}`),
     });
-    const initiator = new IkeInitiator({
-      transport: { send: (bytes, path) => queue.push({ to: 'r', bytes, path: reversePath(path) }) },
-      clock,
-      random,
-      path: ab,
-      proposals: [PROPOSAL_GCM_ECP256],
-      localId: fqdn('member1.example'),
-      localAuth: { kind: 'psk' },
-      peer: { psk },
-      authExchangeType: IkeExchange.GSA_AUTH,
-      authPayloads: [payload(IkePayload.IDg, fqdn('g1.example'))],
-    });
-    const done = initiator.start();
-    for (let n = 0; queue.length > 0 && n < 20; n++) {
-      const d = queue.shift()!;
-      if (d.to === 'r') responder.receive(d.bytes, d.path);
-      else initiator.receive(d.bytes, d.path);
-    }
-    await expect(done).rejects.toMatchObject({ notifyType: NotifyType.AUTHENTICATION_FAILED });
+    await expect(attempt('member1.example', 'g1.example')).rejects.toMatchObject({ notifyType: NotifyType.AUTHENTICATION_FAILED });
     expect(refusals).toEqual([`local_auth:${NotifyType.AUTHENTICATION_FAILED}`]);
     expect(authorized).toEqual([]);
     expect(responder.established.size).toBe(0);
