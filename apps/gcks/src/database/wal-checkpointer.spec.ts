@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ describe('WalCheckpointer', () => {
   it('checkpoints from its own thread while the main connection only appends to the WAL, and hands checkpoints back on stop', async () => {
     const { db, file } = open();
     const warnings: string[] = [];
-    const c = new WalCheckpointer(db, file, { intervalMs: 20, warn: (m) => warnings.push(m) });
+    const c = new WalCheckpointer(db, { intervalMs: 20, warn: (m) => warnings.push(m) });
     c.start();
     expect(c.running).toBe(true);
     expect(autocheckpoint(db)).toBe(0);
@@ -58,9 +58,11 @@ describe('WalCheckpointer', () => {
   });
 
   it('a thread that cannot open the database gives checkpoints back to the connection and says so', async () => {
-    const { db } = open();
+    const { db, file } = open();
+    // The thread opens the file by name (it must exist): gone from the directory, it cannot.
+    unlinkSync(file);
     const warnings: string[] = [];
-    const c = new WalCheckpointer(db, '/nonexistent/groupsec/db.sqlite', { intervalMs: 20, warn: (m) => warnings.push(m) });
+    const c = new WalCheckpointer(db, { intervalMs: 20, warn: (m) => warnings.push(m) });
     c.start();
     await until(() => !c.running);
     expect(autocheckpoint(db)).toBe(SQLITE_DEFAULT_AUTOCHECKPOINT);
@@ -71,13 +73,13 @@ describe('WalCheckpointer', () => {
 
   it('does nothing for an in-memory database or one not in WAL mode', () => {
     const mem = new Database(':memory:');
-    const a = new WalCheckpointer(mem, ':memory:');
+    const a = new WalCheckpointer(mem);
     a.start();
     expect(a.running).toBe(false);
     mem.close();
-    const { db, file } = open();
+    const { db } = open();
     db.pragma('journal_mode = DELETE');
-    const b = new WalCheckpointer(db, file);
+    const b = new WalCheckpointer(db);
     b.start();
     expect(b.running).toBe(false);
     expect(autocheckpoint(db)).toBe(SQLITE_DEFAULT_AUTOCHECKPOINT);

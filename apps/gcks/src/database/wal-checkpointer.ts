@@ -1,8 +1,8 @@
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { Inject, Injectable, Logger, Module, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, Module, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { GCKS_CONFIG, type GcksConfig } from '../config/gcks-config.js';
 import { rawDb, type RawDb } from '../keys/raw-db.js';
 
 /** SQLite's own default for `wal_autocheckpoint` (pages), restored whenever the worker is not running. */
@@ -48,28 +48,36 @@ function checkpointThread(): void {
   // `checkpointed` counts every frame of the current WAL copied so far; it starts again from 0 when
   // the writer restarts the WAL (after a complete checkpoint). Only the growth is new work.
   let done = 0;
+  const timer = setInterval(() => run(), workerData.intervalMs as number);
+  const end = () => {
+    clearInterval(timer);
+    db.close();
+    parentPort!.close();
+  };
   const run = () => {
     try {
       const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
       stats.runs++;
-      if (r && r.checkpointed >= 0) {
-        stats.frames += r.checkpointed >= done ? r.checkpointed - done : r.checkpointed;
-        done = r.checkpointed;
-      }
-      if (r && (r.busy !== 0 || r.checkpointed < r.log)) stats.busy++;
+      if (!r) return;
+      const fresh = r.checkpointed >= done ? r.checkpointed - done : r.checkpointed;
+      done = r.checkpointed;
+      const partial = r.busy !== 0 || r.checkpointed < r.log;
+      if (partial) stats.busy++;
+      stats.frames += fresh;
+      // Only news crosses to the event loop.
+      if (fresh > 0 || partial) parentPort!.postMessage({ stats });
     } catch (e) {
+      // PASSIVE never waits for locks, so an error is the file's (I/O, corruption): this thread
+      // ends, and the exit gives checkpoints back to the main connection.
       stats.errors++;
-      parentPort!.postMessage({ error: e instanceof Error ? e.message : String(e) });
+      parentPort!.postMessage({ stats, error: e instanceof Error ? e.message : String(e) });
+      end();
     }
-    parentPort!.postMessage({ stats });
   };
-  const timer = setInterval(run, workerData.intervalMs as number);
   parentPort!.on('message', (m: unknown) => {
     if (m !== 'stop') return;
-    clearInterval(timer);
     run();
-    db.close();
-    parentPort!.close();
+    end();
   });
 }
 
@@ -90,7 +98,6 @@ export class WalCheckpointer {
 
   constructor(
     private readonly db: RawDb,
-    private readonly file: string,
     private readonly opts: WalCheckpointerOptions = {},
   ) {}
 
@@ -104,15 +111,15 @@ export class WalCheckpointer {
     return this.worker !== undefined;
   }
 
-  /** Starts the thread; nothing for an in-memory database or one not in WAL mode. */
+  /** Starts the thread; nothing for a database not in WAL mode (in-memory ones never are). */
   start(): void {
-    if (this.worker || this.file === ':memory:' || this.file === '') return;
+    if (this.worker) return;
     const mode = this.db.pragma('journal_mode') as { journal_mode: string }[];
     if (mode[0]?.journal_mode !== 'wal') return;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(`(${checkpointThread.toString()})()`, {
       eval: true,
-      workerData: { driver, file: this.file, intervalMs: this.opts.intervalMs ?? 250 },
+      workerData: { driver, file: this.db.name, intervalMs: this.opts.intervalMs ?? 250 },
     });
     // The thread must not keep a process alive that is otherwise done.
     worker.unref();
@@ -137,14 +144,12 @@ export class WalCheckpointer {
     const worker = this.worker;
     if (!worker) return;
     this.stopping = true;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // The 'exit' listener of `start` forgets the thread and restores automatic checkpoints.
+    const exited = once(worker, 'exit');
     worker.postMessage('stop');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    if ((await Promise.race([exited, timedOut])) === 'timeout') await worker.terminate();
+    const timer = setTimeout(() => void worker.terminate(), timeoutMs);
+    await exited;
     clearTimeout(timer);
-    this.worker = undefined;
-    this.restoreAutocheckpoint();
   }
 
   private restoreAutocheckpoint(): void {
@@ -165,8 +170,8 @@ export class WalCheckpointService implements OnApplicationBootstrap, BeforeAppli
   private readonly logger = new Logger('Database');
   readonly checkpointer: WalCheckpointer;
 
-  constructor(ds: DataSource, @Inject(GCKS_CONFIG) config: GcksConfig) {
-    this.checkpointer = new WalCheckpointer(rawDb(ds), config.databaseFile, { warn: (m) => this.logger.warn(m) });
+  constructor(ds: DataSource) {
+    this.checkpointer = new WalCheckpointer(rawDb(ds), { warn: (m) => this.logger.warn(m) });
   }
 
   onApplicationBootstrap(): void {

@@ -14,6 +14,8 @@ export interface RawDb {
   exec(sql: string): unknown;
   /** The connection is inside a transaction (ours or TypeORM's). */
   readonly inTransaction: boolean;
+  /** The database file as opened (better-sqlite3's `name`). */
+  readonly name: string;
 }
 
 /**
