@@ -22,14 +22,11 @@
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { InboundDatagram, NetworkBind, NetworkFraming, OutboundDatagram } from '@app/datapath';
+import { IpPacketInfo } from '@app/codec';
+import { buildInnerUdpPacket, innerUdpPayload, maxInnerUdpPayload } from '../plaintext/inner-udp.js';
 import { addressBytes, addressFamily } from './ip-address.js';
 import { RawIpBind } from './raw-ip-bind.js';
 import { UdpBind } from './udp-bind.js';
-
-const PROTO_UDP = 17;
-const IPV4_MIN_HEADER = 20;
-const IPV6_HEADER = 40;
-const UDP_HEADER = 8;
 
 export interface AgentNetworkFamily {
   /** This host's unicast address of the family (the outer source of what leaves). */
@@ -79,7 +76,7 @@ export interface GroupJoin {
 }
 
 /** The name of the interface that holds `address`, or undefined. */
-export function interfaceOf(address: string): string | undefined {
+function interfaceOf(address: string): string | undefined {
   const want = addressBytes(address);
   for (const [name, list] of Object.entries(networkInterfaces())) {
     for (const a of list ?? []) {
@@ -164,11 +161,6 @@ export class AgentNetwork implements NetworkBind {
   /** Why raw binds asked for could not be opened (empty when they were, or were not asked for). */
   rawErrors: readonly string[] = [];
 
-  /** The families this network carries. */
-  get familiesOpen(): (4 | 6)[] {
-    return ([4, 6] as const).filter((f) => this.families[f] !== undefined);
-  }
-
   /** Whether native ESP and plain IP can leave (raw binds are open). */
   get hasRaw(): boolean {
     return this.families[4]?.raw !== undefined || this.families[6]?.raw !== undefined;
@@ -194,29 +186,14 @@ export class AgentNetwork implements NetworkBind {
 
   /** A whole IP packet that is unfragmented UDP leaves as its payload from the UDP socket. */
   private sendPlainUdp(f: Family, d: OutboundDatagram): void {
-    const p = d.data;
-    let off: number;
-    if (d.family === 4) {
-      const ihl = p.length >= IPV4_MIN_HEADER ? (p[0]! & 0x0f) * 4 : 0;
-      const fragment = p.length >= IPV4_MIN_HEADER ? ((p[6]! << 8) | p[7]!) & 0x3fff : 1; // MF or an offset
-      if (p[0]! >> 4 !== 4 || ihl < IPV4_MIN_HEADER || p[9] !== PROTO_UDP || fragment !== 0) off = -1;
-      else off = ihl;
-    } else {
-      off = p.length >= IPV6_HEADER && p[0]! >> 4 === 6 && p[6] === PROTO_UDP ? IPV6_HEADER : -1;
-    }
-    if (off < 0 || p.length < off + UDP_HEADER) {
-      this.counters.rejected++;
-      return;
-    }
-    const udpLength = (p[off + 4]! << 8) | p[off + 5]!;
-    if (udpLength < UDP_HEADER || off + udpLength > p.length) {
-      this.counters.rejected++;
-      return;
-    }
-    const dstPort = (p[off + 2]! << 8) | p[off + 3]!;
+    const payload = innerUdpPayload(d.data, this.plainInfo);
+    if (!payload) return void this.counters.rejected++;
     this.counters.plainUdpSent++;
-    f.udp.send({ framing: 'udp', data: p.subarray(off + UDP_HEADER, off + udpLength), family: d.family, srcAddress: d.srcAddress, dstAddress: d.dstAddress, srcPort: 0, dstPort });
+    f.udp.send({ framing: 'udp', data: payload, family: d.family, srcAddress: d.srcAddress, dstAddress: d.dstAddress, srcPort: 0, dstPort: this.plainInfo.dstPort });
   }
+
+  /** Scratch for `sendPlainUdp`'s parse (the send path is synchronous). */
+  private readonly plainInfo = new IpPacketInfo();
 
   onReceive(handler: (datagram: InboundDatagram) => void): void {
     this.handler = handler;
@@ -285,8 +262,9 @@ export class AgentNetwork implements NetworkBind {
         return;
       }
       this.plainCounters.plainUdpReceived++;
-      const packet = udpPacket(src, group, rinfo.port, join.port, msg);
-      if (!packet) return void this.counters.rejected++;
+      if (msg.length > maxInnerUdpPayload(src.length)) return void this.counters.rejected++;
+      // As it was on the wire, one hop from its sender: TTL / hop limit 1.
+      const packet = buildInnerUdpPacket({ source: src, destination: group, sourcePort: rinfo.port, destinationPort: join.port, ttl: 1, identification: 0 }, msg);
       try {
         this.handler?.({ framing: 'raw-ip', data: packet, srcAddress: rinfo.address, dstAddress: join.group, srcPort: 0, dstPort: 0 });
       } catch {
@@ -325,70 +303,4 @@ export class AgentNetwork implements NetworkBind {
     await Promise.all(plain.map((p) => new Promise<void>((resolve) => p.close(() => resolve()))));
     await Promise.all([this.families[4], this.families[6]].flatMap((f) => (f ? [f.udp.close(), f.raw?.close()] : [])));
   }
-}
-
-/** Internet checksum (RFC 1071) over `parts`, folded; `initial` carries a partial sum. */
-function checksum(parts: readonly Uint8Array[], initial = 0): number {
-  let sum = initial;
-  let odd = -1;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) {
-      if (odd < 0) odd = p[i]!;
-      else {
-        sum += (odd << 8) | p[i]!;
-        odd = -1;
-      }
-    }
-  }
-  if (odd >= 0) sum += odd << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-/**
- * An IPv4 or IPv6 packet carrying one UDP datagram (TTL / hop limit 1, the UDP checksum computed
- * over the pseudo-header, RFC 768 / RFC 8200 §8.1), or undefined when it cannot fit 65,535 bytes.
- */
-export function udpPacket(src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): Buffer | undefined {
-  const v6 = src.length === 16;
-  const ipLength = v6 ? IPV6_HEADER : IPV4_MIN_HEADER;
-  const udpLength = UDP_HEADER + payload.length;
-  if (udpLength + (v6 ? 0 : ipLength) > 0xffff) return undefined;
-  const p = Buffer.alloc(ipLength + udpLength);
-  if (v6) {
-    p.writeUInt32BE(0x60000000, 0);
-    p.writeUInt16BE(udpLength, 4);
-    p[6] = PROTO_UDP;
-    p[7] = 1;
-    p.set(src, 8);
-    p.set(dst, 24);
-  } else {
-    p[0] = 0x45;
-    p.writeUInt16BE(ipLength + udpLength, 2);
-    p[8] = 1;
-    p[9] = PROTO_UDP;
-    p.set(src, 12);
-    p.set(dst, 16);
-    p.writeUInt16BE(checksum([p.subarray(0, IPV4_MIN_HEADER)]), 10);
-  }
-  const u = ipLength;
-  p.writeUInt16BE(srcPort, u);
-  p.writeUInt16BE(dstPort, u + 2);
-  p.writeUInt16BE(udpLength, u + 4);
-  p.set(payload, u + UDP_HEADER);
-  const pseudo = Buffer.alloc(v6 ? 40 : 12);
-  if (v6) {
-    pseudo.set(src, 0);
-    pseudo.set(dst, 16);
-    pseudo.writeUInt32BE(udpLength, 32);
-    pseudo[39] = PROTO_UDP;
-  } else {
-    pseudo.set(src, 0);
-    pseudo.set(dst, 4);
-    pseudo[9] = PROTO_UDP;
-    pseudo.writeUInt16BE(udpLength, 10);
-  }
-  const sum = checksum([pseudo, p.subarray(u)]);
-  p.writeUInt16BE(sum === 0 ? 0xffff : sum, u + 6);
-  return p;
 }

@@ -9,7 +9,7 @@ import { UdpBind, type UdpBindOptions } from './udp-bind.js';
 
 export { SysError } from './libc.js';
 export { AddressError, isMulticast } from './ip-address.js';
-export { AgentNetwork, interfaceOf, type AgentNetworkFamily, type AgentNetworkOptions, type AgentNetworkStats, type GroupJoin } from './agent-network.js';
+export { AgentNetwork, type AgentNetworkFamily, type AgentNetworkOptions, type AgentNetworkStats, type GroupJoin } from './agent-network.js';
 export { RawIpBind, type MulticastJoin, type RawIpBindOptions, type RawIpBindStats } from './raw-ip-bind.js';
 export { TunDevice, type TunOptions, type TunStats } from './tun-device.js';
 export { UdpBind, type UdpBindOptions, type UdpBindStats, type UdpGroupJoin } from './udp-bind.js';
