@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SaConfig } from '@app/datapath';
+import { espSaRecord } from '../../apps/member-agent/src/status/esp-key-log.js';
 
 /** LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet. */
 const LINKTYPE_RAW = 101;
@@ -38,23 +39,12 @@ export function toolAvailable(cmd: string, args: string[] = ['--version']): bool
   return ok;
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-/** Wireshark's ESP SA UAT line for one SA (REFERENCES.md). */
+/**
+ * Wireshark's ESP SA UAT line for one SA (REFERENCES.md), with the given outer addresses ('*' for
+ * any): the member agent's own key-log record, so these tests also hold the format it writes.
+ */
 export function espSaUat(sa: SaConfig, src: string, dst: string): string {
-  const proto = dst.includes(':') ? 'IPv6' : 'IPv4';
-  const spi = `0x${sa.spi.toString(16).padStart(8, '0')}`;
-  let enc: string;
-  let auth = 'NULL';
-  let authKey = '';
-  if (sa.transform.kind === 'aes-gcm-16') {
-    enc = 'AES-GCM with 16 octet ICV [RFC4106]';
-  } else {
-    enc = 'AES-CBC [RFC3602]';
-    auth = 'HMAC-SHA-256-128 [RFC4868]';
-    authKey = `0x${hex(sa.integrityKey!)}`;
-  }
-  return `"${proto}","${src}","${dst}","${spi}","${enc}","0x${hex(sa.encryptionKey)}","${auth}","${authKey}"`;
+  return espSaRecord({ ...sa, source: src, destination: dst });
 }
 
 export interface TsharkRow {
