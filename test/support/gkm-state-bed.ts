@@ -4,11 +4,10 @@ import type { DataSource } from 'typeorm';
 import { EncrId } from '@app/codec';
 import { ownerKeyIdOf } from '@app/crypto';
 import { openGsaRekey, splitRekeyKeys } from '@app/gkm';
-import { LkhTreeStore, NodeKeySealer } from '@app/lkh';
+import { NodeKeySealer } from '@app/lkh';
 import { openDatabase } from '../../apps/gcks/src/database/data-source.js';
 import { rawDb } from '../../apps/gcks/src/keys/raw-db.js';
 import { loadGroupConfig } from '../../apps/gcks/src/registration/group-config.js';
-import { SqliteLkhTreeRepository } from '../../apps/gcks/src/lkh/sqlite-lkh-tree.repository.js';
 import { GkmStore } from '../../apps/gcks/src/rekey/gkm-store.js';
 import { GroupKeyState, REKEY_SHAPE, type GroupKeyDeps } from '../../apps/gcks/src/rekey/group-key-state.js';
 import { MasterKeyService } from '../../apps/gcks/src/security/master-key.service.js';
@@ -107,10 +106,13 @@ export class GkmStateBed {
     return { ...r, gskW: k.gskW };
   }
 
-  /** Reads group 'g1' back from the database (row, LKH tree, members) and restores its state. */
+  /**
+   * Reads group 'g1' back from the database (row, LKH tree, members) and restores its state, with
+   * the reader the GCKS's restart uses (GkmStore.loadTree).
+   */
   async reload() {
     const row = (await this.ds.query(`SELECT * FROM "gkm_groups" WHERE "groupId" = 'g1'`))[0];
-    const tree = await new LkhTreeStore(new SqliteLkhTreeRepository(this.ds), this.sealer).load('g1');
+    const tree = this.deps.store.loadTree('g1', { random: (b) => void b.set(randomBytes(b.length)) });
     if (!tree) throw new Error('no LKH tree stored for g1');
     const members = await this.ds.query(`SELECT m."id", m."identity", m."role", m."state", g."leaf", g."ikeSpi" FROM "members" m JOIN "gkm_members" g ON g."memberId" = m."id"`);
     return { row, tree, state: GroupKeyState.restore(this.cfg(), this.deps, row, tree, members) };
