@@ -3,10 +3,12 @@
  * signature — RFC 7427 Digital Signature (method 14) with ECDSA P-256 / RSA PKCS#1 v1.5 and
  * SHA-2, and RFC 4754 ECDSA-SHA256-P256 (method 9, raw r | s) accepted from peers.
  */
-import { sign, verify, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { AuthMethod, HashAlgorithm } from '@app/codec';
 import { CryptoError } from './errors.js';
 import { concat, prf, type PrfAlgorithm } from './ike-prf.js';
+import { runSignatureCheck, type SignaturePlan } from './signature-check.js';
+import { keyTypeOf, type KeyType } from './spki.js';
 
 const KEY_PAD = new TextEncoder().encode('Key Pad for IKEv2');
 
@@ -101,31 +103,35 @@ export function classicSignatureAuth(privateKey: KeyObject, octets: Uint8Array):
  * algorithms we do not take and BAD_SIGNATURE for malformed AUTH data.
  */
 export function verifySignatureAuth(publicKey: KeyObject, method: number, data: Uint8Array, octets: Uint8Array): boolean {
-  const kt = publicKey.asymmetricKeyType;
-  try {
-    if (method === AuthMethod.DIGITAL_SIGNATURE) {
-      if (data.length < 1) throw new CryptoError('BAD_SIGNATURE', 'empty AUTH data');
-      const n = data[0]!;
-      if (data.length < 1 + n) throw new CryptoError('BAD_SIGNATURE', 'AlgorithmIdentifier beyond AUTH data');
-      const algId = data.subarray(1, 1 + n);
-      const scheme = SCHEMES.find((s) => Buffer.compare(Buffer.from(s.algId), Buffer.from(algId)) === 0);
-      if (!scheme) throw new CryptoError('UNSUPPORTED', 'signature AlgorithmIdentifier');
-      if (scheme.key !== kt) return false;
-      return verify(scheme.hash, octets, { key: publicKey, dsaEncoding: 'der' }, data.subarray(1 + n));
-    }
-    if (method === AuthMethod.ECDSA_SHA256_P256) {
-      const curve = publicKey.asymmetricKeyDetails?.namedCurve;
-      if (kt !== 'ec' || curve !== 'prime256v1' || data.length !== 64) return false;
-      return verify('sha256', octets, { key: publicKey, dsaEncoding: 'ieee-p1363' }, data);
-    }
-    if (method === AuthMethod.RSA_SIG) {
-      // RFC 7296 §3.8 method 1 is PKCS#1 v1.5 with SHA-1 (RFC 7427 §1); accepted only for interop.
-      if (kt !== 'rsa') return false;
-      return verify('sha1', octets, publicKey, data);
-    }
-  } catch (e) {
-    if (e instanceof CryptoError) throw e;
-    return false;
+  const plan = signatureAuthPlan(keyTypeOf(publicKey), method, data, octets);
+  return plan !== false && runSignatureCheck(plan, publicKey);
+}
+
+/**
+ * `verifySignatureAuth` as a plan, for a key known by its type (run it with `runSignatureCheck`
+ * or a `SignatureVerifier`): false when the key cannot have made this AUTH; throws as
+ * `verifySignatureAuth` does.
+ */
+export function signatureAuthPlan(key: KeyType, method: number, data: Uint8Array, octets: Uint8Array): SignaturePlan | false {
+  const kt = key.type;
+  if (method === AuthMethod.DIGITAL_SIGNATURE) {
+    if (data.length < 1) throw new CryptoError('BAD_SIGNATURE', 'empty AUTH data');
+    const n = data[0]!;
+    if (data.length < 1 + n) throw new CryptoError('BAD_SIGNATURE', 'AlgorithmIdentifier beyond AUTH data');
+    const algId = data.subarray(1, 1 + n);
+    const scheme = SCHEMES.find((s) => Buffer.compare(Buffer.from(s.algId), Buffer.from(algId)) === 0);
+    if (!scheme) throw new CryptoError('UNSUPPORTED', 'signature AlgorithmIdentifier');
+    if (scheme.key !== kt) return false;
+    return { algorithm: scheme.hash, data: octets, signature: data.subarray(1 + n), dsaEncoding: 'der' };
+  }
+  if (method === AuthMethod.ECDSA_SHA256_P256) {
+    if (kt !== 'ec' || key.curve !== 'prime256v1' || data.length !== 64) return false;
+    return { algorithm: 'sha256', data: octets, signature: data, dsaEncoding: 'ieee-p1363' };
+  }
+  if (method === AuthMethod.RSA_SIG) {
+    // RFC 7296 §3.8 method 1 is PKCS#1 v1.5 with SHA-1 (RFC 7427 §1); accepted only for interop.
+    if (kt !== 'rsa') return false;
+    return { algorithm: 'sha1', data: octets, signature: data };
   }
   throw new CryptoError('UNSUPPORTED', `AUTH method ${method}`);
 }

@@ -33,6 +33,8 @@ import {
   validateChain,
   verifyPskAuth,
   verifySignatureAuth,
+  pendingIssuerChecks,
+  runSignatureCheck,
 } from '@app/crypto';
 import { makePki } from '../../../test/support/ike-fixtures.js';
 
@@ -250,5 +252,25 @@ describe('X.509', () => {
     const forged = leaf.der.slice();
     forged[forged.length - 5] ^= 1; // signature bits: a different certificate that must not verify
     expect(() => validateChain(parseCertificate(forged), [inter], [root.ca], now)).toThrow(/no chain/);
+  });
+
+  it('plans a chain\'s signatures for another runner (pendingIssuerChecks); validateChain then uses the recorded verdicts', () => {
+    const pki = makePki(now);
+    const other = makePki(now, 'other');
+    const leaf = parseCertificate(pki.member('member1.example').der);
+    // The other CA has another Name: nothing to check against it.
+    const pending = pendingIssuerChecks(leaf, [], [other.ca, pki.ca]);
+    expect(pending).toHaveLength(1);
+    expect(Buffer.from(pending[0]!.check.spki)).toEqual(Buffer.from(pki.ca.spki));
+    expect(runSignatureCheck(pending[0]!.check, pki.ca.publicKey)).toBe(true);
+    // The runner's verdict is the one used, even against the signature: validateChain checks nothing itself.
+    pending[0]!.record(false);
+    expect(() => validateChain(leaf, [], [pki.ca], now)).toThrow(/no chain/);
+    expect(pendingIssuerChecks(leaf, [], [pki.ca])).toHaveLength(0);
+    const leaf2 = parseCertificate(pki.member('member2.example').der);
+    const p2 = pendingIssuerChecks(leaf2, [], [pki.ca]);
+    expect(p2).toHaveLength(1);
+    p2[0]!.record(true);
+    expect(validateChain(leaf2, [], [pki.ca], now)).toHaveLength(2);
   });
 });

@@ -14,3 +14,5 @@ export * from './ike-auth.js';
 export * from './ike-random.js';
 export * as der from './der.js';
 export * from './x509.js';
+export * from './spki.js';
+export * from './signature-check.js';

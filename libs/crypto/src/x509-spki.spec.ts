@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CryptoError } from './errors.js';
-import { publicKeyFromSpki } from './x509.js';
+import { publicKeyFromSpki } from './spki.js';
 
 const spkiOf = (k: { export(o: { type: 'spki'; format: 'der' }): Buffer }) => new Uint8Array(k.export({ type: 'spki', format: 'der' }));
 

@@ -12,7 +12,7 @@
  * the printable subject.)
  */
 import * as nodeCrypto from 'node:crypto';
-import { X509Certificate, constants, createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { X509Certificate, constants, createHash, sign, type KeyObject } from 'node:crypto';
 import { IdType } from '@app/codec';
 import {
   bitString,
@@ -31,6 +31,8 @@ import {
   type DerNode,
 } from './der.js';
 import { CryptoError } from './errors.js';
+import { runSignatureCheck, type SignatureCheck, type SignaturePlan } from './signature-check.js';
+import { publicKeyFromSpki, spkiKeyType } from './spki.js';
 
 export interface Certificate {
   /** The whole certificate as received. */
@@ -497,45 +499,86 @@ export function isCa(c: Certificate): boolean {
 /** Signature checks already made: child -> issuer -> verdict. */
 const issuedCache = new WeakMap<Certificate, WeakMap<Certificate, boolean>>();
 
+/** What `issuedBy` checks before any signature: a CA, by Name, and by key identifier when both have one. */
+function mayHaveIssued(child: Certificate, issuer: Certificate): boolean {
+  if (!isCa(issuer)) return false;
+  if (!bytesEqual(child.issuerDer, issuer.subjectDer)) return false;
+  return !(child.authorityKeyId && issuer.subjectKeyId && !bytesEqual(child.authorityKeyId, issuer.subjectKeyId));
+}
+
+function remember(child: Certificate, issuer: Certificate, ok: boolean): void {
+  let byIssuer = issuedCache.get(child);
+  if (!byIssuer) issuedCache.set(child, (byIssuer = new WeakMap()));
+  byIssuer.set(issuer, ok);
+}
+
 /**
  * Whether `issuer` issued `child`: a CA whose subject Name is the child's issuer Name (DER
  * octets), whose subjectKeyIdentifier matches the child's authorityKeyIdentifier when both are
  * present, and whose key verifies the child's signature over its TBS octets. Verdicts are cached.
  */
 export function issuedBy(child: Certificate, issuer: Certificate): boolean {
-  if (!isCa(issuer)) return false;
-  if (!bytesEqual(child.issuerDer, issuer.subjectDer)) return false;
-  if (child.authorityKeyId && issuer.subjectKeyId && !bytesEqual(child.authorityKeyId, issuer.subjectKeyId)) return false;
-  let byIssuer = issuedCache.get(child);
-  const known = byIssuer?.get(issuer);
+  if (!mayHaveIssued(child, issuer)) return false;
+  const known = issuedCache.get(child)?.get(issuer);
   if (known !== undefined) return known;
-  let ok: boolean;
+  let ok = false;
   try {
-    ok = child instanceof ParsedCertificate && verifyTbs(child, issuer.publicKey);
+    const plan = tbsPlan(child, issuer);
+    ok = plan !== false && runSignatureCheck(plan, issuer.publicKey);
   } catch {
     ok = false;
   }
-  if (!byIssuer) issuedCache.set(child, (byIssuer = new WeakMap()));
-  byIssuer.set(issuer, ok);
+  remember(child, issuer, ok);
   return ok;
 }
 
-/** The issuer key's signature over the child's TBS octets, by the child's signature algorithm. */
-function verifyTbs(child: ParsedCertificate, key: KeyObject): boolean {
+/** One certificate signature `validateChain` may need, not made yet: run `check`, then `record` the verdict. */
+export interface PendingIssuerCheck {
+  check: SignatureCheck;
+  record(ok: boolean): void;
+}
+
+/**
+ * The issuer signatures `validateChain(leaf, intermediates, anchors)` may check and has no cached
+ * verdict for: every (child, issuer) pair on a possible path that passes the Name, key identifier
+ * and CA checks. Run the checks anywhere (e.g. a `SignatureWorker`), record the verdicts, and
+ * `validateChain` then makes no signature check of its own. A pair whose algorithm does not fit the
+ * issuer's key is recorded false here.
+ */
+export function pendingIssuerChecks(leaf: Certificate, intermediates: readonly Certificate[], anchors: readonly Certificate[]): PendingIssuerCheck[] {
+  const out: PendingIssuerCheck[] = [];
+  const children = [leaf, ...intermediates];
+  for (const child of children) {
+    for (const issuer of [...anchors, ...intermediates]) {
+      if (issuer === child || !mayHaveIssued(child, issuer) || issuedCache.get(child)?.get(issuer) !== undefined) continue;
+      let plan: SignaturePlan | false;
+      try {
+        plan = tbsPlan(child, issuer);
+      } catch {
+        plan = false;
+      }
+      if (plan === false) remember(child, issuer, false);
+      else out.push({ check: { ...plan, spki: issuer.spki }, record: (ok) => remember(child, issuer, ok) });
+    }
+  }
+  return out;
+}
+
+/** The issuer key's signature over the child's TBS octets, by the child's signature algorithm; false when the key cannot have made it. */
+function tbsPlan(child: Certificate, issuer: Certificate): SignaturePlan | false {
+  if (!(child instanceof ParsedCertificate)) return false;
   const alg = child.signatureAlgorithm;
-  const kt = key.asymmetricKeyType;
+  const kt = spkiKeyType(issuer.spki, () => issuer.publicKey).type;
+  const base = { data: child.tbs, signature: child.signature };
   switch (alg.kind) {
     case 'ecdsa':
-      return kt === 'ec' && verify(alg.hash, child.tbs, { key, dsaEncoding: 'der' }, child.signature);
+      return kt === 'ec' && { ...base, algorithm: alg.hash, dsaEncoding: 'der' };
     case 'rsa':
-      return kt === 'rsa' && verify(alg.hash, child.tbs, { key, padding: constants.RSA_PKCS1_PADDING }, child.signature);
+      return kt === 'rsa' && { ...base, algorithm: alg.hash, padding: constants.RSA_PKCS1_PADDING };
     case 'pss':
-      return (
-        (kt === 'rsa' || kt === 'rsa-pss') &&
-        verify(alg.hash, child.tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: alg.saltLength }, child.signature)
-      );
+      return (kt === 'rsa' || kt === 'rsa-pss') && { ...base, algorithm: alg.hash, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: alg.saltLength };
     case 'eddsa':
-      return (kt === 'ed25519' || kt === 'ed448') && verify(null, child.tbs, key, child.signature);
+      return (kt === 'ed25519' || kt === 'ed448') && { ...base, algorithm: null };
   }
 }
 
@@ -581,29 +624,6 @@ export function identityMatchesCertificate(id: { idType: number; data: Uint8Arra
       return bytesEqual(d, cert.subjectDer);
     default:
       return false;
-  }
-}
-
-/** DER SubjectPublicKeyInfo of a P-256 key up to the point's coordinates (RFC 5480 §2: id-ecPublicKey, prime256v1, uncompressed). */
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
-
-/**
- * A DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) as a KeyObject; throws CryptoError BAD_KEY.
- * P-256 keys are imported as JWK coordinates (OpenSSL checks the point on the curve and its order):
- * ~70 µs against ~120 µs through OpenSSL 3's generic DER decoder. Other keys take the DER path.
- */
-export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
-  try {
-    if (spki.length === P256_SPKI_PREFIX.length + 64 && P256_SPKI_PREFIX.equals(spki.subarray(0, P256_SPKI_PREFIX.length))) {
-      const b = Buffer.from(spki.buffer, spki.byteOffset + P256_SPKI_PREFIX.length, 64);
-      return createPublicKey({
-        key: { kty: 'EC', crv: 'P-256', x: b.subarray(0, 32).toString('base64url'), y: b.subarray(32).toString('base64url') },
-        format: 'jwk',
-      });
-    }
-    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-  } catch {
-    throw new CryptoError('BAD_KEY', 'SubjectPublicKeyInfo does not import');
   }
 }
 
