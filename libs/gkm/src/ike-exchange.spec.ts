@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createKeyExchange } from '@app/crypto';
+import { SignatureWorker, createKeyExchange, type SignatureCheck } from '@app/crypto';
 import { IkeExchange, IkePayload, KeGroup, NotifyType, getNotify, getPayload, ikeMessage, payload, stripNonEspMarker, type IdPayload } from '@app/codec';
 import {
   IkeDispatcher,
@@ -42,6 +42,7 @@ interface Setup {
   cookieThreshold?: number;
   tamper?: (bytes: Uint8Array, toResponder: boolean) => Uint8Array | undefined;
   initiatorExtra?: Partial<IkeInitiatorOptions>;
+  responderExtra?: Partial<IkeResponderOptions>;
 }
 
 /** Wires an initiator and a responder through a synchronous in-memory network. */
@@ -60,6 +61,7 @@ function run(s: Setup) {
     localAuth: s.rAuth,
     resolvePeer: s.rPeers,
     cookieThreshold: s.cookieThreshold,
+    ...s.responderExtra,
   });
   const initiator = new IkeInitiator({
     transport: toR,
@@ -82,7 +84,15 @@ function run(s: Setup) {
       outcomes.push(d.to + ':' + (d.to === 'r' ? responder.receive(bytes, d.path) : initiator.receive(bytes, d.path)));
     }
   };
-  return { clock, responder, initiator, pump, queue, outcomes };
+  /** pump() until nothing is queued or being verified (a signature verifier answers later); at most ~5 s. */
+  const settle = async () => {
+    for (let n = 0; n < 1000; n++) {
+      pump();
+      if (queue.length === 0 && responder.verifyingCount === 0) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  return { clock, responder, initiator, pump, settle, queue, outcomes };
 }
 
 const psk = new TextEncoder().encode('a shared secret of decent length');
@@ -159,6 +169,95 @@ describe('IKEv2 initiator and responder', () => {
       await expect(done).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' });
       expect(t.responder.established.size).toBe(0);
       expect(t.responder.halfOpenCount).toBe(0);
+    }
+  });
+
+  it('checks chains and AUTH on a SignatureWorker with the in-line verdicts, answering when they come back', async () => {
+    const pki = makePki(now);
+    const rogue = makePki(now, 'Rogue CA');
+    const g = pki.member('gcks.example');
+    const m = pki.member('member1.example');
+    const r = rogue.member('member1.example');
+    const cases: [string, IkeLocalAuth, string | undefined][] = [
+      ['good', { kind: 'signature', privateKey: m.key, certificates: [m.der] }, undefined],
+      ['rogue CA', { kind: 'signature', privateKey: r.key, certificates: [r.der] }, 'BAD_CERTIFICATE: no chain to a trust anchor'],
+      ['AUTH by another key', { kind: 'signature', privateKey: pki.member('member1.example').key, certificates: [m.der] }, 'signature does not verify'],
+      ['certificate of another identity', { kind: 'signature', privateKey: m.key, certificates: [pki.member('member2.example').der] }, 'ID does not match certificate'],
+    ];
+    const worker = new SignatureWorker();
+    try {
+      for (const [name, iAuth, refusal] of cases) {
+        const details: (string | undefined)[] = [];
+        for (const signatureVerifier of [undefined, worker]) {
+          const t = run({
+            iAuth,
+            rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+            iPeer: { trustAnchors: [pki.ca] },
+            rPeers: () => ({ trustAnchors: [pki.ca] }),
+            responderExtra: { ...(signatureVerifier ? { signatureVerifier } : {}), onRefused: (r) => details.push(r.detail) },
+          });
+          const done = t.initiator.start();
+          done.catch(() => undefined);
+          await t.settle();
+          // With the worker the auth request is taken in, and answered later.
+          expect(t.outcomes.includes('r:accepted'), name).toBe(signatureVerifier !== undefined);
+          if (refusal) await expect(done, name).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' });
+          else {
+            await done;
+            expect([...t.responder.established.values()][0]!.state.peerCertificate?.x509.subject, name).toContain('member1.example');
+          }
+          expect(t.responder.established.size, name).toBe(refusal ? 0 : 1);
+        }
+        expect(details, name).toEqual(refusal ? [`AUTHENTICATION_FAILED: ${refusal}`, `AUTHENTICATION_FAILED: ${refusal}`] : []);
+      }
+      expect(worker.stats.batches).toBe(cases.length);
+      expect(worker.stats.inline).toBe(0);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('drops and counts a retransmitted auth request while its signatures are checked; close() leaves it unanswered', async () => {
+    const pki = makePki(now);
+    const g = pki.member('gcks.example');
+    const m = pki.member('member1.example');
+    const worker = new SignatureWorker();
+    try {
+      for (const closeFirst of [false, true]) {
+        let open!: () => void;
+        const gate = new Promise<void>((r) => (open = r));
+        // The real worker, held back until the test opens the gate.
+        const held = { verify: async (c: readonly SignatureCheck[]) => (await gate, worker.verify(c)) };
+        const t = run({
+          iAuth: { kind: 'signature', privateKey: m.key, certificates: [m.der] },
+          rAuth: { kind: 'signature', privateKey: g.key, certificates: [g.der] },
+          iPeer: { trustAnchors: [pki.ca] },
+          rPeers: () => ({ trustAnchors: [pki.ca] }),
+          responderExtra: { signatureVerifier: held },
+        });
+        const toResponder: { bytes: Uint8Array; path: IkePath }[] = [];
+        const push = t.queue.push.bind(t.queue);
+        t.queue.push = (...items) => {
+          for (const i of items) if (i.to === 'r') toResponder.push(i);
+          return push(...items);
+        };
+        const done = t.initiator.start();
+        done.catch(() => undefined);
+        t.pump();
+        expect(t.outcomes).toEqual(['r:answered', 'i:accepted', 'r:accepted']);
+        const auth = toResponder[1]!;
+        expect(t.responder.receive(auth.bytes, auth.path)).toBe('dropped');
+        expect(t.responder.counters.get('drop_auth_pending')).toBe(1);
+        if (closeFirst) t.responder.close();
+        open();
+        await t.settle();
+        expect(t.responder.established.size).toBe(closeFirst ? 0 : 1);
+        expect(t.outcomes.filter((o) => o.startsWith('i:'))).toEqual(closeFirst ? ['i:accepted'] : ['i:accepted', 'i:accepted']);
+        if (!closeFirst) expect((await done).sa.state.peerId).toBeDefined();
+        t.initiator.close();
+      }
+    } finally {
+      await worker.close();
     }
   });
 

@@ -26,7 +26,7 @@ import {
   type IkeMessage,
   type IkePayloadEntry,
 } from '@app/codec';
-import { CryptoError, SUPPORTED_SIGNATURE_HASHES, createKeyExchange, type Certificate, type IkeSaKeys } from '@app/crypto';
+import { CryptoError, SUPPORTED_SIGNATURE_HASHES, createKeyExchange, type Certificate, type IkeSaKeys, type SignatureVerifier } from '@app/crypto';
 import { certReqHashes, eq, hashList, notify, parseHashList } from './ike-util.js';
 import { chosenSaPayload, selectProposal, suiteOf } from './ike-proposal.js';
 import {
@@ -38,6 +38,7 @@ import {
   natDetectionHash,
   sendIke,
   verifyPeerAuth,
+  verifyPeerAuthWith,
   type IkeDeps,
 } from './ike-sa.js';
 import {
@@ -107,6 +108,12 @@ export interface IkeResponderOptions extends IkeDeps {
   maxHalfOpen?: number;
   /** How long a half-open SA waits for its auth request. Default 30 s. */
   halfOpenTimeoutMs?: number;
+  /**
+   * Makes the peer's certificate-chain and AUTH signature checks (e.g. `SignatureWorker`, on a
+   * worker thread) while `receive` goes on with other datagrams; the auth request is answered when
+   * the verdicts come back. Default: checked in line. A PSK AUTH is always checked in line.
+   */
+  signatureVerifier?: SignatureVerifier;
 }
 
 interface HalfOpen {
@@ -131,6 +138,8 @@ export class IkeResponder {
   private readonly halfOpen = new Map<string, HalfOpen>();
   private readonly byInit = new Map<string, string>();
   private readonly sas = new Map<string, IkeSa>();
+  /** Auth requests whose signatures the `signatureVerifier` is checking, by responder SPI (hex). */
+  private readonly verifying = new Map<string, IkeSa>();
   private readonly cookieSecret: Uint8Array;
 
   constructor(private readonly opts: IkeResponderOptions) {
@@ -147,6 +156,11 @@ export class IkeResponder {
     return this.halfOpen.size;
   }
 
+  /** Auth requests waiting for the `signatureVerifier`'s verdicts. */
+  get verifyingCount(): number {
+    return this.verifying.size;
+  }
+
   /** Feed every datagram received on an IKE socket. Never throws. */
   receive(datagram: Uint8Array, path: IkePath): IkeInputOutcome {
     this.counters.inc('received');
@@ -154,11 +168,16 @@ export class IkeResponder {
     try {
       outcome = this.receiveInner(datagram, path);
     } catch (e) {
-      this.counters.inc(e instanceof CodecError || e instanceof CryptoError || e instanceof IkeError ? 'drop_invalid' : 'drop_internal');
+      this.countFailure(e);
       outcome = 'dropped';
     }
     this.counters.inc(`outcome_${outcome}`);
     return outcome;
+  }
+
+  /** A datagram whose handling threw: invalid input, or our own bug. */
+  private countFailure(e: unknown): void {
+    this.counters.inc(e instanceof CodecError || e instanceof CryptoError || e instanceof IkeError ? 'drop_invalid' : 'drop_internal');
   }
 
   private drop(reason: string): IkeInputOutcome {
@@ -198,6 +217,7 @@ export class IkeResponder {
       }
       return this.onAuthRequest(ho, raw, msg, path);
     }
+    if (this.verifying.has(key)) return this.drop('drop_auth_pending');
     const sa = this.sas.get(key);
     if (sa && eq(sa.state.spiI, header.spiI)) {
       if (isFromInitiator(header) === sa.state.isInitiator) return this.drop('drop_bad_flags');
@@ -371,14 +391,50 @@ export class IkeResponder {
     if (!idi) return refuse(NotifyType.INVALID_SYNTAX, 'no_idi');
     const policy = o.resolvePeer(idi);
     if (!policy) return refuse(NotifyType.AUTHENTICATION_FAILED, 'unknown_peer', idi);
+    const peerOctets = authOctets(sa.state, 'initiator', ho.initRequest, ho.nr, idi);
+    const now = new Date(o.clock.now());
+    if (o.signatureVerifier) {
+      this.verifying.set(key, sa);
+      // Answered when the verdicts come back, unless close() came first.
+      verifyPeerAuthWith(o.signatureVerifier, ho.suite, policy, idi, inner, peerOctets, now)
+        .then(
+          ({ certificate }) => this.verifying.delete(key) && this.completeAuth(ho, sa, key, exchangeType, idi, inner, policy, certificate, path, refuse),
+          (e: unknown) => {
+            if (!this.verifying.delete(key)) return;
+            if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
+            throw e;
+          },
+        )
+        .catch((e: unknown) => {
+          sa.close();
+          this.countFailure(e);
+        });
+      return 'accepted';
+    }
     let peerCertificate: Certificate | undefined;
     try {
-      const octets = authOctets(sa.state, 'initiator', ho.initRequest, ho.nr, idi);
-      peerCertificate = verifyPeerAuth(ho.suite, policy, idi, inner, octets, new Date(o.clock.now())).certificate;
+      peerCertificate = verifyPeerAuth(ho.suite, policy, idi, inner, peerOctets, now).certificate;
     } catch (e) {
       if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
       throw e;
     }
+    return this.completeAuth(ho, sa, key, exchangeType, idi, inner, policy, peerCertificate, path, refuse);
+  }
+
+  /** The peer is authenticated: our AUTH, the layer above's decision, the response. */
+  private completeAuth(
+    ho: HalfOpen,
+    sa: IkeSa,
+    key: string,
+    exchangeType: number,
+    idi: IdPayload,
+    inner: IkePayloadEntry[],
+    policy: IkePeerPolicy,
+    peerCertificate: Certificate | undefined,
+    path: IkePath,
+    refuse: (notifyType: number, why: IkeRefusal['reason'], peerId?: IdPayload, detail?: string) => IkeInputOutcome,
+  ): IkeInputOutcome {
+    const o = this.opts;
     // Our AUTH before `authorize`: if we cannot authenticate ourselves, nobody has been admitted.
     const octets = authOctets(sa.state, 'responder', ho.initResponse, ho.ni, o.localId);
     let authPayloads: IkePayloadEntry[];
@@ -442,6 +498,8 @@ export class IkeResponder {
     this.byInit.clear();
     for (const sa of this.sas.values()) sa.close();
     this.sas.clear();
+    for (const sa of this.verifying.values()) sa.close();
+    this.verifying.clear();
   }
 }
 

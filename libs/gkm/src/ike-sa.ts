@@ -28,6 +28,11 @@ import {
 import {
   CryptoError,
   classicSignatureAuth,
+  pendingIssuerChecks,
+  signatureAuthPlan,
+  spkiKeyType,
+  type SignaturePlan,
+  type SignatureVerifier,
   deriveIkeSaKeys,
   identityMatchesCertificate,
   parseCertificate,
@@ -175,31 +180,96 @@ export function verifyPeerAuth(
   octets: Uint8Array,
   now: Date,
 ): { certificate?: Certificate } {
+  const auth = peerAuthPayload(suite, policy, inner, octets);
+  if (!auth) return {};
+  return asAuthFailure(() => {
+    const { leaf, intermediates, anchors } = peerChain(policy, inner);
+    validateChain(leaf, intermediates, anchors, now);
+    return matchedPeer(peerId, leaf, () => verifySignatureAuth(leaf.publicKey, auth.method, auth.data, octets));
+  });
+}
+
+/**
+ * `verifyPeerAuth` with the public-key signatures (the chain's and the AUTH's) made by `verifier`
+ * in one batch, e.g. on a worker thread (`SignatureWorker`): the same checks in the same order,
+ * and the same IkeErrors. A PSK AUTH is checked in line.
+ */
+export async function verifyPeerAuthWith(
+  verifier: SignatureVerifier,
+  suite: IkeChosenSuite,
+  policy: IkePeerPolicy,
+  peerId: IdPayload,
+  inner: readonly IkePayloadEntry[],
+  octets: Uint8Array,
+  now: Date,
+): Promise<{ certificate?: Certificate }> {
+  const auth = peerAuthPayload(suite, policy, inner, octets);
+  if (!auth) return {};
+  const planned = asAuthFailure(() => {
+    const chain = peerChain(policy, inner);
+    const issuers = pendingIssuerChecks(chain.leaf, chain.intermediates, chain.anchors);
+    const leaf = chain.leaf;
+    // Malformed AUTH data is reported where verifyPeerAuth reports it: after the chain and the ID.
+    let plan: SignaturePlan | false = false;
+    let planError: unknown;
+    try {
+      plan = signatureAuthPlan(spkiKeyType(leaf.spki, () => leaf.publicKey), auth.method, auth.data, octets);
+    } catch (e) {
+      planError = e;
+    }
+    return { chain, issuers, plan, planError };
+  });
+  const { chain, issuers, plan, planError } = planned;
+  const checks = issuers.map((p) => p.check);
+  if (plan) checks.push({ ...plan, spki: chain.leaf.spki });
+  const verdicts = await verifier.verify(checks);
+  issuers.forEach((p, i) => p.record(verdicts[i] === true));
+  return asAuthFailure(() => {
+    validateChain(chain.leaf, chain.intermediates, chain.anchors, now);
+    return matchedPeer(peerId, chain.leaf, () => {
+      if (planError !== undefined) throw planError;
+      return plan !== false && verdicts[issuers.length] === true;
+    });
+  });
+}
+
+/** The AUTH payload to check by signature; undefined when a PSK AUTH verified (throws when it does not). */
+function peerAuthPayload(suite: IkeChosenSuite, policy: IkePeerPolicy, inner: readonly IkePayloadEntry[], octets: Uint8Array): AuthPayload | undefined {
   const auth = getPayloads(inner, IkePayload.AUTH)[0] as AuthPayload | undefined;
   if (!auth) throw new IkeError('AUTHENTICATION_FAILED', 'no AUTH payload');
   if (auth.method === AuthMethod.PSK) {
     if (!policy.psk || !verifyPskAuth(suite.prf, policy.psk, octets, auth.data)) {
       throw new IkeError('AUTHENTICATION_FAILED', 'PSK AUTH does not verify');
     }
-    return {};
+    return undefined;
   }
   if (!policy.trustAnchors || policy.trustAnchors.length === 0) {
     throw new IkeError('AUTHENTICATION_FAILED', `AUTH method ${auth.method} not allowed for this peer`);
   }
+  return auth;
+}
+
+/** The peer's X.509 CERT payloads, leaf first, and the anchors to chain them to. */
+function peerChain(policy: IkePeerPolicy, inner: readonly IkePayloadEntry[]): { leaf: Certificate; intermediates: Certificate[]; anchors: Certificate[] } {
+  const certs = getPayloads(inner, IkePayload.CERT)
+    .filter((c) => c.encoding === CertEncoding.X509_SIGNATURE)
+    .map((c) => parseCertificate(c.data));
+  const leaf = certs[0];
+  if (!leaf) throw new IkeError('AUTHENTICATION_FAILED', 'no certificate');
+  return { leaf, intermediates: certs.slice(1), anchors: policy.trustAnchors ?? [] };
+}
+
+function matchedPeer(peerId: IdPayload, leaf: Certificate, signatureOk: () => boolean): { certificate: Certificate } {
+  if (!identityMatchesCertificate(peerId, leaf)) throw new IkeError('AUTHENTICATION_FAILED', 'ID does not match certificate');
+  if (!signatureOk()) throw new IkeError('AUTHENTICATION_FAILED', 'signature does not verify');
+  return { certificate: leaf };
+}
+
+/** Runs `f`, turning a CryptoError (bad certificate, key or AUTH data) into AUTHENTICATION_FAILED. */
+function asAuthFailure<T>(f: () => T): T {
   try {
-    const certs = getPayloads(inner, IkePayload.CERT)
-      .filter((c) => c.encoding === CertEncoding.X509_SIGNATURE)
-      .map((c) => parseCertificate(c.data));
-    const leaf = certs[0];
-    if (!leaf) throw new IkeError('AUTHENTICATION_FAILED', 'no certificate');
-    validateChain(leaf, certs.slice(1), policy.trustAnchors, now);
-    if (!identityMatchesCertificate(peerId, leaf)) throw new IkeError('AUTHENTICATION_FAILED', 'ID does not match certificate');
-    if (!verifySignatureAuth(leaf.publicKey, auth.method, auth.data, octets)) {
-      throw new IkeError('AUTHENTICATION_FAILED', 'signature does not verify');
-    }
-    return { certificate: leaf };
+    return f();
   } catch (e) {
-    if (e instanceof IkeError) throw e;
     if (e instanceof CryptoError) throw new IkeError('AUTHENTICATION_FAILED', e.message);
     throw e;
   }
