@@ -77,9 +77,13 @@ describe('GCKS key material', () => {
 describe('registration (GSA_AUTH) over loopback UDP', () => {
   it('a receiver with a CA certificate joins: token verified, GCKS authorized, TEK and Rekey SA delivered, member listed', async () => {
     const before = await snapshot();
+    const c0 = h.registration().counters;
     const m = await mk('tv1.rx.example.org');
     const r = await m.register({ gcksPort: port(), group: 'video', ca: h.ca(), ownerAnchor: h.ownerAnchor() });
     expect(r.ok, JSON.stringify(r)).toBe(true);
+    // Its chain and AUTH were checked on the GCKS's signature worker thread, in one batch.
+    const c1 = h.registration().counters;
+    expect([c1.signature_batches! - c0.signature_batches!, c1.signature_inline]).toEqual([1, 0]);
     expect(m.teks).toHaveLength(1);
     expect(m.teks[0]!.encKey.length).toBe(36); // AES-GCM-256 key + salt
     expect(m.edition).toBe(1);

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { EncrId, IdType, IkeExchange, IntegId, KeGroup, KwaId, NON_ESP_MARKER_LENGTH, PrfId, type IdPayload, type IdgPayload } from '@app/codec';
-import { ownerKeyIdOf, parseCertificate, randomPool, type Certificate } from '@app/crypto';
+import { SignatureWorker, ownerKeyIdOf, parseCertificate, randomPool, type Certificate } from '@app/crypto';
 import {
   deriveGskW,
   groupRegistrar,
@@ -87,6 +87,14 @@ interface Loaded {
  * leave rekey; TEK/KEK expiry, batched leaves and forced rekeys are scheduled per group; GSA_REKEY
  * is multicast to the group's rekey address. Every refusal is audited and changes no state.
  */
+/**
+ * SO_RCVBUF asked for each IKE socket: requests that arrive while the event loop is busy (a group
+ * commit, a GC pause) wait in the kernel; the default 208 KB holds only ~60-90 datagrams of
+ * loopback truesize, and a dropped GSA_AUTH costs its member a retransmission timeout (RFC 7296
+ * §2.1). Linux caps the value at net.core.rmem_max.
+ */
+const IKE_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
 @Injectable()
 export class RegistrationService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Registration');
@@ -96,6 +104,11 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   private readonly groups = new Map<string, Loaded>(); // by group id
   private readonly sockets: { socket: Socket; marker: boolean; port: number }[] = [];
   private sender!: RekeySender;
+  /**
+   * Members' certificate-chain and AUTH signatures (two ECDSA verifies and a key import, ~0.3 ms
+   * per registration) are checked on this worker thread while the event loop serves other peers.
+   */
+  private verifier?: SignatureWorker;
   /** The IKE SA whose auth or GSA_REGISTRATION request is being decided (the hooks are synchronous). */
   private current?: IkeSaState;
   /** Groups each IKE SA registered for (by responder SPI), for de-registration on IKE SA Delete. */
@@ -159,6 +172,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     this.store.commits = this.commits;
     this.ds.subscribers.push(this.flushBeforeQuery as never);
     this.sender = new RekeySender(this.listen.host, this.timers);
+    this.verifier = new SignatureWorker();
     this.responder = this.makeResponder();
     this.restore();
     // A port already taken must not keep the console and REST API down (the operator fixes the
@@ -189,6 +203,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     this.sockets.length = 0;
     this.responder?.close();
     this.sender?.close();
+    void this.verifier?.close();
   }
 
   /** The bound registration port (after bootstrap). */
@@ -203,12 +218,15 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       rekey_send_errors: this.sender.stats.errors,
       group_commits: this.commits.stats.commits,
       group_commit_rollbacks: this.commits.stats.rollbacks,
+      // Batches of members' signature checks sent to the worker thread, and run in line (it failed).
+      signature_batches: this.verifier?.stats.batches ?? 0,
+      signature_inline: this.verifier?.stats.inline ?? 0,
     };
   }
 
   private bind(port: number, marker: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: this.listen.host.includes(':') ? 'udp6' : 'udp4' });
+      const socket = createSocket({ type: this.listen.host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: IKE_RECV_BUFFER_BYTES });
       socket.once('error', reject);
       socket.bind({ address: this.listen.host, port }, () => {
         socket.off('error', reject);
@@ -264,6 +282,7 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
       resolvePeer: (id) => this.resolvePeer(id),
       certReqAnchors: [this.keys.owner.ca.certificate],
       authExchangeTypes: [IkeExchange.GSA_AUTH],
+      ...(this.verifier ? { signatureVerifier: this.verifier } : {}),
       authorize: (ctx) => {
         this.current = ctx.sa.state;
         try {
