@@ -35,7 +35,9 @@ process.once('message', (job: Job) => {
     nonce: rnd(32),
     keyExchange: createKeyExchange(GM_PROPOSAL.group, rnd),
   }));
-  const sock = createSocket({ type: 'udp4' });
+  // 64 answers of ~3-4 KB outgrow the default 208 KB receive buffer whenever this loop is busy;
+  // a dropped answer would be charged to the GCKS as a 2 s retransmission timeout.
+  const sock = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
   const byspi = new Map<string, IkeInitiator>();
   sock.bind({ address: '127.0.0.1', port: 0 }, () => {
     const localPort = sock.address().port;
