@@ -90,12 +90,11 @@ export function aesKeyUnwrapPad(kek: Uint8Array, wrapped: Uint8Array): Buffer {
   }
   let out: Buffer;
   try {
-    const d = createDecipheriv(name, kek, AIV_CONSTANT);
-    const head = d.update(wrapped);
-    const tail = d.final();
-    out = tail.length === 0 ? head : Buffer.concat([head, tail]);
+    // As in aesKeyWrapPad: OpenSSL's unwrap is one-shot in update(), which also makes the RFC 5649
+    // §4.2 integrity check and throws when it fails; final() would add nothing.
+    out = createDecipheriv(name, kek, AIV_CONSTANT).update(wrapped);
   } catch {
-    // OpenSSL reports a failed integrity check from update() or final(); never echo its text.
+    // Never echo OpenSSL's text.
     throw new KeyWrapError('INTEGRITY', 'wrapped key failed its integrity check');
   }
   if (out.length === 0) throw new KeyWrapError('INTEGRITY', 'wrapped key failed its integrity check');
