@@ -42,6 +42,17 @@ describe('randomPool', () => {
     expect([...sut(4)]).toEqual([4, 5, 6, 7]);
   });
 
+  it('keeps the source\'s block without copying it, and zeroes there what it handed out', () => {
+    const blocks: Uint8Array[] = [];
+    const sut = randomPool((n) => {
+      const b = new Uint8Array(n).fill(0xab);
+      blocks.push(b);
+      return b;
+    }, 16);
+    expect([...sut(5)]).toEqual([0xab, 0xab, 0xab, 0xab, 0xab]);
+    expect([...blocks[0]!.subarray(0, 6)]).toEqual([0, 0, 0, 0, 0, 0xab]);
+  });
+
   it('refuses negative or fractional lengths and bad block sizes', () => {
     const { source } = counting();
     expect(() => randomPool(source, 0)).toThrow(RangeError);
