@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { EncrId, IdType, IkeExchange, IntegId, KeGroup, KwaId, NON_ESP_MARKER_LENGTH, PrfId, type IdPayload, type IdgPayload } from '@app/codec';
-import { SignatureWorker, ownerKeyIdOf, parseCertificate, randomPool, type Certificate } from '@app/crypto';
+import { SignatureWorker, ownerKeyIdOf, parseCertificate, type Certificate } from '@app/crypto';
 import {
   deriveGskW,
   groupRegistrar,
@@ -22,7 +22,7 @@ import {
   type RekeyReason,
 } from '@app/gkm';
 import { NodeKeySealer } from '@app/lkh';
-import { CLOCK, RANDOM_BYTES, type Clock, type RandomBytes } from '../common/clock.js';
+import { CLOCK, RANDOM_BYTES, RANDOM_POOL, type Clock, type RandomBytes } from '../common/clock.js';
 import { DomainError } from '../common/domain-error.js';
 import { GCKS_CONFIG, type GcksConfig } from '../config/gcks-config.js';
 import { GcksKeysService } from '../keys/gcks-keys.service.js';
@@ -123,11 +123,6 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
   /** TypeORM queries first commit the open batch (one connection: theirs must not join ours). */
   private readonly flushBeforeQuery = { beforeQuery: () => void this.commits?.flush() };
   private registrar!: ReturnType<typeof groupRegistrar>;
-  /**
-   * Short random draws (SPIs, nonces, KE private values, IVs, member ids, TEKs) come from 4 KB
-   * blocks of the injected CSPRNG instead of one call each.
-   */
-  private readonly pooledRandom = randomPool((n) => new Uint8Array(this.random(n)));
   /** The groups are being read back after a failed commit. */
   private reloading = false;
   /** Ports that could not be bound at start. */
@@ -141,6 +136,8 @@ export class RegistrationService implements OnApplicationBootstrap, OnApplicatio
     private readonly masterKey: MasterKeyService,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(RANDOM_BYTES) private readonly random: RandomBytes,
+    /** Short random draws (SPIs, nonces, KE private values, IVs, member ids, TEKs) in 4 KB blocks. */
+    @Inject(RANDOM_POOL) private readonly pooledRandom: (n: number) => Uint8Array,
     @Inject(GCKS_CONFIG) config: GcksConfig,
     @Inject(REKEY_TIMERS) private readonly timers: RekeyTimers = realTimers,
   ) {
