@@ -7,13 +7,13 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
  * OpenSSL appends the 32-bit message length indicator itself.
  */
 
-/** RFC 5649 §3: the constant high-order half of the Alternative Initial Value. */
-const AIV_CONSTANT = Buffer.from([0xa6, 0x59, 0x59, 0xa6]);
 /**
- * The same constant as octets, for code that runs the wrap elsewhere (e.g. @app/lkh's wrap worker
- * thread, which cannot import this module) and passes it to `createCipheriv` as the IV.
+ * RFC 5649 §3: the constant high-order half of the Alternative Initial Value, as octets for code
+ * that runs the wrap elsewhere (e.g. @app/lkh's wrap worker thread, which cannot import this
+ * module) and passes it to `createCipheriv` as the IV.
  */
 export const KEY_WRAP_AIV_CONSTANT: readonly number[] = [0xa6, 0x59, 0x59, 0xa6];
+const AIV_CONSTANT = Buffer.from(KEY_WRAP_AIV_CONSTANT);
 /** RFC 5649 §4.1: a semiblock is 64 bits. */
 const SEMIBLOCK = 8;
 /** RFC 5649 §3: plaintexts are 1 .. 2^32 octets; we cap far lower, keys are short. */
@@ -37,10 +37,6 @@ export class KeyWrapError extends Error {
 
 /** node:crypto (OpenSSL) name of the RFC 5649 cipher for a KEK of `kekLength` octets. */
 export function keyWrapCipherName(kekLength: number): string {
-  return cipherName(kekLength);
-}
-
-function cipherName(kekLength: number): string {
   switch (kekLength) {
     case 16:
       return 'id-aes128-wrap-pad';
@@ -60,7 +56,7 @@ export function keyWrapLength(plaintextLength: number): number {
 
 /** Wraps `plaintext` (1..1024 octets) under `kek` (16/24/32 octets). */
 export function aesKeyWrapPad(kek: Uint8Array, plaintext: Uint8Array): Buffer {
-  const name = cipherName(kek.length);
+  const name = keyWrapCipherName(kek.length);
   if (plaintext.length < 1 || plaintext.length > KEY_WRAP_MAX_PLAINTEXT) {
     throw new KeyWrapError('BAD_LENGTH', `plaintext of ${plaintext.length} octets`);
   }
@@ -80,7 +76,7 @@ export function aesKeyWrapPad(kek: Uint8Array, plaintext: Uint8Array): Buffer {
  * fails (wrong KEK or altered ciphertext). Returns a fresh buffer the caller owns.
  */
 export function aesKeyUnwrapPad(kek: Uint8Array, wrapped: Uint8Array): Buffer {
-  const name = cipherName(kek.length);
+  const name = keyWrapCipherName(kek.length);
   if (
     wrapped.length < 2 * SEMIBLOCK ||
     wrapped.length % SEMIBLOCK !== 0 ||
