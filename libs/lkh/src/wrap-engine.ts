@@ -27,7 +27,7 @@ export interface WrapEngine {
 export const wrappedLength = (keySize: number): number => keySize + 8;
 
 /** Wraps jobs [from, to) of `batch` on the calling thread into `out`. */
-export function wrapRangeSync(batch: WrapBatch, out: Uint8Array, from: number, to: number): void {
+function wrapRangeSync(batch: WrapBatch, out: Uint8Array, from: number, to: number): void {
   const ks = batch.keySize;
   const m = batch.material;
   const w = wrappedLength(ks);
