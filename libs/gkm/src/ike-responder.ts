@@ -130,6 +130,20 @@ interface HalfOpen {
   timer: IkeTimer;
 }
 
+/** An auth request past decryption and peer lookup, waiting for its signature verdicts. */
+interface AuthRequest {
+  ho: HalfOpen;
+  sa: IkeSa;
+  /** Responder SPI (hex). */
+  key: string;
+  exchangeType: number;
+  idi: IdPayload;
+  inner: IkePayloadEntry[];
+  policy: IkePeerPolicy;
+  path: IkePath;
+  refuse(notifyType: number, why: IkeRefusal['reason'], peerId?: IdPayload, detail?: string): IkeInputOutcome;
+}
+
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const EMPTY: Uint8Array = new Uint8Array(0);
 
@@ -393,12 +407,13 @@ export class IkeResponder {
     if (!policy) return refuse(NotifyType.AUTHENTICATION_FAILED, 'unknown_peer', idi);
     const peerOctets = authOctets(sa.state, 'initiator', ho.initRequest, ho.nr, idi);
     const now = new Date(o.clock.now());
+    const req: AuthRequest = { ho, sa, key, exchangeType, idi, inner, policy, path, refuse };
     if (o.signatureVerifier) {
       this.verifying.set(key, sa);
       // Answered when the verdicts come back, unless close() came first.
       verifyPeerAuthWith(o.signatureVerifier, ho.suite, policy, idi, inner, peerOctets, now)
         .then(
-          ({ certificate }) => this.verifying.delete(key) && this.completeAuth(ho, sa, key, exchangeType, idi, inner, policy, certificate, path, refuse),
+          ({ certificate }) => this.verifying.delete(key) && this.completeAuth(req, certificate),
           (e: unknown) => {
             if (!this.verifying.delete(key)) return;
             if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
@@ -418,22 +433,12 @@ export class IkeResponder {
       if (e instanceof IkeError) return refuse(NotifyType.AUTHENTICATION_FAILED, 'auth', idi, e.message);
       throw e;
     }
-    return this.completeAuth(ho, sa, key, exchangeType, idi, inner, policy, peerCertificate, path, refuse);
+    return this.completeAuth(req, peerCertificate);
   }
 
   /** The peer is authenticated: our AUTH, the layer above's decision, the response. */
-  private completeAuth(
-    ho: HalfOpen,
-    sa: IkeSa,
-    key: string,
-    exchangeType: number,
-    idi: IdPayload,
-    inner: IkePayloadEntry[],
-    policy: IkePeerPolicy,
-    peerCertificate: Certificate | undefined,
-    path: IkePath,
-    refuse: (notifyType: number, why: IkeRefusal['reason'], peerId?: IdPayload, detail?: string) => IkeInputOutcome,
-  ): IkeInputOutcome {
+  private completeAuth(req: AuthRequest, peerCertificate: Certificate | undefined): IkeInputOutcome {
+    const { ho, sa, key, exchangeType, idi, inner, policy, path, refuse } = req;
     const o = this.opts;
     // Our AUTH before `authorize`: if we cannot authenticate ourselves, nobody has been admitted.
     const octets = authOctets(sa.state, 'responder', ho.initResponse, ho.ni, o.localId);
