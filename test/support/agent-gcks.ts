@@ -69,6 +69,8 @@ export interface TestGcksOptions {
   speakers: string;
   receivers: string;
   gcksId?: string;
+  /** Data SAs handed out at registration besides the TEK that the token's data policy does not state (a GCKS overstepping the Group Owner). */
+  unstatedSas?: DataSaParams[];
 }
 
 function ts(address: string, port?: number) {
@@ -116,7 +118,21 @@ export class TestGcks {
         { identity: { idType: IdType.ID_FQDN, pattern: o.speakers }, maySpeak: true, mayReceive: true },
       ],
       groupPolicy: { rekeyAddress: o.rekeyAddress, rekeyPort: o.rekeyPort, atd: o.atd, dtd: o.dtd, kekLifetime: 3600, rekeyAuth: GcAuthId.DIGITAL_SIGNATURE },
-      dataPolicy: [],
+      // The TEK's flow, as the GCKS states it from the same rows as its SAs (apps/gcks group-config).
+      dataPolicy: [
+        {
+          name: 'tek',
+          source: '0.0.0.0/0',
+          destination: `${o.groupAddress}/32`,
+          ipProtocol: 17,
+          port: o.dataPort,
+          direction: GsaDirection.SYMMETRIC,
+          addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION,
+          encrId: EncrId.ENCR_AES_GCM_16,
+          integId: 0,
+          keyLifetime: 3600,
+        },
+      ],
     };
     this.token = signPolicyToken(content, this.owner.signing.privateKey);
     this.rekeySa = this.newRekeySa();
@@ -222,7 +238,7 @@ export class TestGcks {
           // GSA_INITIAL_MESSAGE_ID names the next message on the Rekey SA (RFC 9838 §4.4.2.2.2).
           rekey: { ...this.rekeySa, initialMessageId: this.messageId + 1 },
           rekeySaKeys: [wrapKey(root.key, root.keyId, 0, this.rekeySa.keyMaterial)],
-          data: [this.tek],
+          data: [this.tek, ...(this.o.unstatedSas ?? [])],
           groupWide: { atd: this.o.atd, dtd: this.o.dtd, senderIdBits: 8, policyToken: this.token },
           member: { authKey: this.signer.publicKey, senderIds: speaker ? [leaf + 1] : [], wrapKeys: pathWraps(path, this.currentGskW!) },
         };

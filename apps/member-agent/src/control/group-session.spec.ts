@@ -2,9 +2,9 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdType } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaDirection, IdType, TsType, parseIpAddress } from '@app/codec';
 import { Datapath } from '@app/datapath';
-import type { IkeClock, IkeTimer } from '@app/gkm';
+import { dataSaKeyLength, type DataSaParams, type IkeClock, type IkeTimer } from '@app/gkm';
 import { TestGcks } from '../../../../test/support/agent-gcks.js';
 import { GroupSession, type Logger } from './group-session.js';
 
@@ -42,6 +42,41 @@ const PSK = 'session spec pre-shared key';
 const ATD = 3;
 const DTD = 5;
 
+/** A speaker session registering with `gcks` over a loopback socket; the caller closes `sock`. */
+async function speakerSession(gcks: TestGcks, group: string, clock: ManualClock, datapath: Datapath, policies: string[][], log: Logger = quiet): Promise<{ sut: GroupSession; sock: dgram.Socket }> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const local = sock.address() as AddressInfo;
+  const sut = new GroupSession({
+    group: { name: group, role: 'speaker' },
+    gcks: [{ address: '127.0.0.1', port: gcks.port }],
+    datapath,
+    clock,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    sendIke: (d, to) => sock.send(d, to.port, to.address),
+    localIke: { address: local.address, port: local.port },
+    addInitiator: () => undefined,
+    removeInitiator: () => undefined,
+    setPolicy: (_g, entries) => {
+      datapath.installPolicy(entries);
+      policies.push(entries.map((e) => `${e.id} ${e.action} ${e.direction}`));
+    },
+    listenRekey: async () => undefined,
+    ike: {
+      proposals: [{ encrId: 20, keyBits: 256, prfId: 5, group: 19 }],
+      localId: { idType: IdType.ID_FQDN, data: new TextEncoder().encode('s.speakers.test') },
+      localAuth: { kind: 'psk' },
+      peer: { psk: new TextEncoder().encode(PSK) },
+      retransmit: { timeoutMs: 1000, tries: 3 },
+    },
+    trustAnchor: gcks.anchorPem,
+    kekRenewBeforeMs: 60_000,
+    log,
+  });
+  sock.on('message', (msg, rinfo) => sut.onIkeDatagram(new Uint8Array(msg), { remoteAddress: rinfo.address, remotePort: rinfo.port, localAddress: local.address, localPort: local.port, marker: true }));
+  return { sut, sock };
+}
+
 describe('GroupSession', () => {
   let gcks: TestGcks;
   let sock: dgram.Socket;
@@ -52,36 +87,7 @@ describe('GroupSession', () => {
 
   beforeAll(async () => {
     gcks = await TestGcks.start({ group: 'spec', groupAddress: '239.77.0.1', dataPort: 5000, rekeyAddress: '239.77.0.2', rekeyPort: 40_000 + (process.pid % 10_000), atd: ATD, dtd: DTD, psk: PSK, speakers: '*.speakers.test', receivers: '*.rx.test' });
-    sock = dgram.createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    const local = sock.address() as AddressInfo;
-    sut = new GroupSession({
-      group: { name: 'spec', role: 'speaker' },
-      gcks: [{ address: '127.0.0.1', port: gcks.port }],
-      datapath,
-      clock,
-      random: (n) => new Uint8Array(randomBytes(n)),
-      sendIke: (d, to) => sock.send(d, to.port, to.address),
-      localIke: { address: local.address, port: local.port },
-      addInitiator: () => undefined,
-      removeInitiator: () => undefined,
-      setPolicy: (_g, entries) => {
-        datapath.installPolicy(entries);
-        policies.push(entries.map((e) => `${e.id} ${e.action} ${e.direction}`));
-      },
-      listenRekey: async () => undefined,
-      ike: {
-        proposals: [{ encrId: 20, keyBits: 256, prfId: 5, group: 19 }],
-        localId: { idType: IdType.ID_FQDN, data: new TextEncoder().encode('s.speakers.test') },
-        localAuth: { kind: 'psk' },
-        peer: { psk: new TextEncoder().encode(PSK) },
-        retransmit: { timeoutMs: 1000, tries: 3 },
-      },
-      trustAnchor: gcks.anchorPem,
-      kekRenewBeforeMs: 60_000,
-      log: quiet,
-    });
-    sock.on('message', (msg, rinfo) => sut.onIkeDatagram(new Uint8Array(msg), { remoteAddress: rinfo.address, remotePort: rinfo.port, localAddress: local.address, localPort: local.port, marker: true }));
+    ({ sut, sock } = await speakerSession(gcks, 'spec', clock, datapath, policies));
   });
   afterAll(async () => {
     await new Promise<void>((r) => sock.close(() => r()));
@@ -157,5 +163,68 @@ describe('GroupSession', () => {
     sut.onRekeyDatagram(gcks.rekeyMessages.at(-1)!); // the TEK message under the new KEK: ignored
     expect([...sut.sas.keys()]).toEqual(before);
     expect(sut.counters.rekeysUnopenable).toBe(1);
+  });
+});
+
+describe('GroupSession under the Group Owner’s data policy (RFC 5374 §4.1.3.1)', () => {
+  let gcks: TestGcks;
+  let sock: dgram.Socket | undefined;
+  const clock = new ManualClock();
+  const datapath = new Datapath({ clock });
+  const policies: string[][] = [];
+  const warnings: Record<string, unknown>[] = [];
+  const log: Logger = { ...quiet, warn: (msg, fields) => void warnings.push({ msg, ...fields }) };
+  const ALIEN_SPI = 0x7e57;
+  const GCM = { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 128 };
+  const one = (address: string, port?: number) => {
+    const a = parseIpAddress(address);
+    return { tsType: TsType.TS_IPV4_ADDR_RANGE, ipProtocol: port === undefined ? 0 : 17, startPort: port ?? 0, endPort: port ?? 0xffff, startAddress: a, endAddress: a };
+  };
+  // A flow the Group Owner never put in the group, with the group's own transform: only the token says no.
+  const alien: DataSaParams = {
+    spi: ALIEN_SPI,
+    source: { ...one('0.0.0.0'), endAddress: Uint8Array.from([255, 255, 255, 255]) },
+    destination: one('239.77.9.9', 5000),
+    ...GCM,
+    sn: 2,
+    lifetimeSeconds: 3600,
+    direction: GsaDirection.SYMMETRIC,
+    addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION,
+    keyMaterial: new Uint8Array(randomBytes(dataSaKeyLength(GCM))),
+  };
+
+  beforeAll(async () => {
+    gcks = await TestGcks.start({
+      group: 'scoped',
+      groupAddress: '239.77.1.1',
+      dataPort: 5000,
+      rekeyAddress: '239.77.1.2',
+      rekeyPort: 30_000 + (process.pid % 10_000),
+      atd: ATD,
+      dtd: DTD,
+      psk: PSK,
+      speakers: '*.speakers.test',
+      receivers: '*.rx.test',
+      unstatedSas: [alien],
+    });
+  });
+  afterAll(async () => {
+    if (sock) await new Promise<void>((r) => sock!.close(() => r()));
+    await gcks.close();
+  });
+
+  it('a registration with an SA outside the token’s data policy installs the others and not that one, and counts it', async () => {
+    const s = await speakerSession(gcks, 'scoped', clock, datapath, policies, log);
+    sock = s.sock;
+    const sut = s.sut;
+    expect(await sut.register()).toBe(true);
+    expect(sut.token?.dataPolicy.map((p) => p.destination)).toEqual(['239.77.1.1/32']);
+    expect([...sut.sas.keys()]).toEqual([gcks.currentTekSpi]);
+    expect(datapath.stats().sas.map((x) => x.spi)).toEqual([gcks.currentTekSpi]);
+    expect(sut.counters.saRefusedByToken).toBe(1);
+    expect(sut.counters.saInstallErrors).toBe(0);
+    // No GSPD entry for the foreign flow either: the group's policy changes stay within its flows.
+    expect(policies.at(-1)).toEqual(['scoped|239.77.1.1|17|5000 protect symmetric']);
+    expect(warnings).toContainEqual(expect.objectContaining({ msg: 'SA not authorized by the policy token', group: 'scoped', spi: '0x7e57', reason: expect.stringMatching(/^destination 239\.77\.9\.9 outside 239\.77\.1\.1\/32$/) }));
   });
 });

@@ -46,7 +46,7 @@ import {
   type RandomBytes,
 } from '@app/gkm';
 import type { KeyObject } from 'node:crypto';
-import { MappingError, dataSaConfig, gspdEntries } from './sa-mapping.js';
+import { MappingError, dataSaConfig, gspdEntries, tokenAuthorizes } from './sa-mapping.js';
 
 export interface GcksAddress {
   address: string;
@@ -138,6 +138,8 @@ export const SESSION_COUNTERS = [
   'rekeysUnopenable',
   'unknownSpi',
   'saInstallErrors',
+  /** Data SAs the Group Owner's policy token does not authorize (RFC 5374 §4.1.3.1), not installed. */
+  'saRefusedByToken',
   'deregistrations',
 ] as const;
 export type SessionCounter = (typeof SESSION_COUNTERS)[number];
@@ -444,8 +446,20 @@ export class GroupSession {
       // (unless the IKE socket is bound to the wildcard address: then no SA is known as our own).
       ...(['0.0.0.0', '::'].includes(this.deps.localIke.address) ? {} : { localAddresses: [this.deps.localIke.address] }),
     };
+    // The GCKS may only install what the Group Owner put in the group (RFC 5374 §4.1.3.1, RFC 4534
+    // §3.4): an SA no data policy of the verified token covers is refused, the others go on.
+    const held = this.token;
+    const authorized = held
+      ? g.data.filter((sa) => {
+          const reason = tokenAuthorizes(sa, held);
+          if (reason === undefined) return true;
+          this.counters.saRefusedByToken++;
+          this.deps.log.warn('SA not authorized by the policy token', { group: this.name, spi: `0x${sa.spi.toString(16)}`, edition: held.edition, reason });
+          return false;
+        })
+      : g.data;
     const configs: SaConfig[] = [];
-    for (const sa of g.data) {
+    for (const sa of authorized) {
       try {
         configs.push(dataSaConfig(sa, ctx));
       } catch (e) {
@@ -458,7 +472,7 @@ export class GroupSession {
       }
     }
     if (cause === 'registration' || g.data.length > 0 || token) {
-      this.deps.setPolicy(this.name, gspdEntries(this.name, this.role, g.data, this.token));
+      this.deps.setPolicy(this.name, gspdEntries(this.name, this.role, authorized, this.token));
     }
     const activateAt = cause === 'registration' ? now : now + this.atdMs;
     const fresh = new Set(configs.map((c) => c.spi));

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IntegId, TsType, parseIpAddress } from '@app/codec';
 import { Datapath } from '@app/datapath';
 import type { OpenedDataSa } from '@app/gkm';
-import { MappingError, SPEAKER_REPLAY_WINDOW, dataSaConfig, directionFor, gspdEntries, onDemandEntry, policyIdOf, rangeToPrefix } from './sa-mapping.js';
+import type { DataPolicySummary } from '@app/crypto';
+import { MappingError, SPEAKER_REPLAY_WINDOW, dataSaConfig, directionFor, gspdEntries, onDemandEntry, policyIdOf, rangeToPrefix, tokenAuthorizes } from './sa-mapping.js';
 
 const a = (s: string) => parseIpAddress(s);
 const ts = (start: string, end: string, port?: number) => ({
@@ -141,5 +142,71 @@ describe('GSPD entries and directionality (RFC 5374 §4.1.1)', () => {
     // The on-demand entry a group starts with has the id its SAs will link to.
     expect(onDemandEntry('g', 'speaker', '239.1.1.1', 5000).id).toBe(sut[0]!.id);
     expect(policyIdOf('g', { destination: '239.1.1.1' })).toBe('g|239.1.1.1|*|*');
+  });
+});
+
+describe('the policy token scopes the data SAs (RFC 5374 §4.1.3.1, RFC 4534 §3.4)', () => {
+  // As apps/gcks states a policy row in its token: the flow, the transforms, the SA attributes.
+  const v4: DataPolicySummary = {
+    name: 'v4',
+    source: '0.0.0.0/0',
+    destination: '239.1.1.1/32',
+    ipProtocol: 17,
+    port: 5000,
+    direction: GsaDirection.SYMMETRIC,
+    addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION,
+    encrId: EncrId.ENCR_AES_GCM_16,
+    integId: 0,
+    keyLifetime: 3600,
+  };
+  const v6: DataPolicySummary = { ...v4, name: 'v6', source: '::/0', destination: 'ff3e::1234/128', port: 6000 };
+  const cbc: DataPolicySummary = { ...v4, name: 'cbc', encrId: EncrId.ENCR_AES_CBC, integId: IntegId.AUTH_HMAC_SHA2_256_128 };
+  const speakers: DataPolicySummary = { ...v4, name: 'speakers', source: '10.0.0.0/24' };
+  const open: DataPolicySummary = { ...v4, name: 'open', ipProtocol: 0, port: 0 };
+  const gcksSa = (over: Parameters<typeof sa>[0] = {}) =>
+    sa({ ...over, attributes: { direction: GsaDirection.SYMMETRIC, addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION, keyLifetime: 3600, ...over.attributes } });
+  const withPolicy = (source: ReturnType<typeof ts>, destination: ReturnType<typeof ts>) => ({ ...sa().policy, source, destination });
+  const v6Sa = (src: [string, string]) => gcksSa({ policy: withPolicy(ts(src[0], src[1]), ts('ff3e::1234', 'ff3e::1234', 6000)) });
+  const tcp = (port?: number) => ({ ...ts('239.1.1.1', '239.1.1.1', port), ipProtocol: 6 });
+
+  it.each<[string, OpenedDataSa, DataPolicySummary[]]>([
+    ['an any-source IPv4 SA as the GCKS sends it', gcksSa(), [v4]],
+    ['an IPv6 SA', v6Sa(['::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']), [v4, v6]],
+    ['an IPv6 per-speaker SA (A.2)', v6Sa(['2001:db8::7', '2001:db8::7']), [v6]],
+    ['an IPv4 per-speaker SA inside the source prefix', gcksSa({ policy: withPolicy(ts('10.0.0.7', '10.0.0.7'), ts('239.1.1.1', '239.1.1.1', 5000)) }), [speakers]],
+    ['a destination inside a wider prefix', gcksSa(), [{ ...v4, destination: '239.1.0.0/16' }]],
+    ['protocol 0 and port 0 = any: UDP 5000', gcksSa(), [open]],
+    ['protocol 0 and port 0 = any: TCP, any port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), tcp()) }), [open]],
+    ['absent direction and preservation read as symmetric and both', sa({ attributes: { keyLifetime: 3600 } }), [v4]],
+    ['no key lifetime stated', sa(), [v4]],
+    ['a shorter key lifetime', gcksSa({ attributes: { keyLifetime: 900 } }), [v4]],
+    ['a transport SA under a policy without preservation', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [{ ...v4, addressPreservation: GsaAddressPreservation.NONE }]],
+    ['a sender-only SA under a sender-only policy', gcksSa({ attributes: { direction: GsaDirection.SENDER_ONLY } }), [{ ...v4, direction: GsaDirection.SENDER_ONLY }]],
+    ['CBC with HMAC-SHA-256', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 256 }, integ: IntegId.AUTH_HMAC_SHA2_256_128 } }), [v6, cbc]],
+  ])('authorized: %s', (_what, opened, dataPolicy) => {
+    expect(tokenAuthorizes(opened, { dataPolicy })).toBeUndefined();
+  });
+
+  it.each<[string, OpenedDataSa, DataPolicySummary[], RegExp]>([
+    ['destination outside', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), ts('239.1.1.2', '239.1.1.2', 5000)) }), [v4], /^destination 239\.1\.1\.2 outside 239\.1\.1\.1\/32$/],
+    ['destination of another family', v6Sa(['::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']), [v4], /^destination ff3e::1234 outside/],
+    ['source outside (another speaker)', gcksSa({ policy: withPolicy(ts('10.0.1.7', '10.0.1.7'), ts('239.1.1.1', '239.1.1.1', 5000)) }), [speakers], /^source 10\.0\.1\.7 outside 10\.0\.0\.0\/24$/],
+    ['source wider than the prefix', gcksSa(), [speakers], /^source 0\.0\.0\.0-255\.255\.255\.255 outside/],
+    ['protocol', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), tcp(5000)) }), [v4], /^protocol 6, policy allows 17$/],
+    ['protocol any where the policy names one', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), ts('239.1.1.1', '239.1.1.1')) }), [v4], /^protocol any, policy allows 17$/],
+    ['port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), ts('239.1.1.1', '239.1.1.1', 5001)) }), [v4], /^destination port 5001, policy allows 5000$/],
+    ['port range where the policy names one port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), { ...ts('239.1.1.1', '239.1.1.1', 5000), endPort: 5001 }) }), [v4], /^destination port 5000-5001/],
+    ['encryption transform', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 128 }, integ: IntegId.AUTH_HMAC_SHA2_256_128 } }), [v4], /^ENCR 12, policy allows 20$/],
+    ['integrity transform', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 128 }, integ: IntegId.AUTH_HMAC_SHA1_96 } }), [cbc], /^INTEG 2, policy allows 12$/],
+    ['direction', gcksSa({ attributes: { direction: GsaDirection.SENDER_ONLY } }), [v4], /^direction 1, policy allows 3$/],
+    ['direction absent (symmetric) under a sender-only policy', sa(), [{ ...v4, direction: GsaDirection.SENDER_ONLY }], /^direction 3, policy allows 1$/],
+    ['address preservation', gcksSa({ attributes: { addressPreservation: GsaAddressPreservation.SOURCE_ONLY } }), [v4], /^address preservation 2, policy allows 4$/],
+    ['transport (no preservation) under a tunnel policy', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [v4], /^address preservation 1, policy allows 4$/],
+    ['key lifetime longer', gcksSa({ attributes: { keyLifetime: 7200 } }), [v4], /^key lifetime 7200 s, policy allows 3600 s$/],
+    ['a policy prefix that does not parse', gcksSa(), [{ ...v4, destination: '239.1.1.1/40' }], /^destination 239\.1\.1\.1 outside 239\.1\.1\.1\/40$/],
+    ['a token without data policies', gcksSa(), [], /states no data policy/],
+    ['several policies: the reason of the closest', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CTR, keyLength: 128 } } }), [v6, v4], /^closest data policy "v4": ENCR 13, policy allows 20$/],
+  ])('refused: %s', (_what, opened, dataPolicy, reason) => {
+    expect(tokenAuthorizes(opened, { dataPolicy })).toMatch(reason);
   });
 });

@@ -10,8 +10,8 @@
  * and receiver-only at every other member: nobody sends on another speaker's SA, and a speaker's
  * own packets reflected back to it are refused instead of delivered.
  */
-import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IntegId, formatIpAddress, parseIpAddress, type TrafficSelector } from '@app/codec';
-import type { MemberRole, PolicyTokenContent } from '@app/crypto';
+import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IntegId, formatIpAddress, ipPrefixContains, parseIpAddress, parseIpPrefix, type IpPrefix, type TrafficSelector } from '@app/codec';
+import type { DataPolicySummary, MemberRole, PolicyTokenContent } from '@app/crypto';
 import type { AddressPreservation, Directionality, EspTransform, GspdEntry, SaConfig } from '@app/datapath';
 import type { OpenedDataSa } from '@app/gkm';
 
@@ -149,6 +149,102 @@ export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
     ...(sa.attributes.keyLifetime ? { lifetime: { hard: { seconds: sa.attributes.keyLifetime } } } : {}),
   };
   return config;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Group Owner's scope (RFC 5374 §4.1.3.1 PAD, RFC 4534 §3.4 data policy)
+// ---------------------------------------------------------------------------------------------
+
+/** Whether the selector's address range [start, end] lies inside the prefix (same family, start <= end). */
+function rangeInside(prefix: IpPrefix, sel: TrafficSelector): boolean {
+  const n = sel.startAddress.length;
+  if (sel.endAddress.length !== n) return false;
+  for (let i = 0; i < n; i++) {
+    if (sel.startAddress[i]! !== sel.endAddress[i]!) {
+      if (sel.startAddress[i]! > sel.endAddress[i]!) return false;
+      break;
+    }
+  }
+  // A prefix is contiguous: both ends inside means every address between them is.
+  return ipPrefixContains(prefix, sel.startAddress, 0, n) && ipPrefixContains(prefix, sel.endAddress, 0, n);
+}
+
+function rangeText(sel: TrafficSelector): string {
+  try {
+    const start = formatIpAddress(sel.startAddress);
+    const end = formatIpAddress(sel.endAddress);
+    return start === end ? start : `${start}-${end}`;
+  } catch {
+    return `an address range of ${sel.startAddress.length} octets`;
+  }
+}
+
+/** The GSA direction an SA states, as the GCKS encodes it (absent = symmetric, as directionFor reads it). */
+export function saDirectionOf(sa: OpenedDataSa): number {
+  return sa.attributes.direction ?? GsaDirection.SYMMETRIC;
+}
+
+/** The address preservation an SA gets, as dataSaConfig applies it (transport = none, absent = both). */
+export function saPreservationOf(sa: OpenedDataSa): number {
+  if (sa.attributes.mode === GsaMode.TRANSPORT) return GsaAddressPreservation.NONE;
+  return sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION;
+}
+
+/**
+ * Why one data policy of the token does not cover the SA (undefined: it does), with how far the
+ * match went (the rank of the first rule that failed), to report the closest policy's reason.
+ */
+function policyMismatch(sa: OpenedDataSa, p: DataPolicySummary): { rank: number; reason: string } | undefined {
+  const dst = sa.policy.destination;
+  const src = sa.policy.source;
+  const prefix = (text: string): IpPrefix | undefined => {
+    try {
+      return parseIpPrefix(text);
+    } catch {
+      return undefined;
+    }
+  };
+  const pDst = prefix(p.destination);
+  if (!pDst || !rangeInside(pDst, dst)) return { rank: 0, reason: `destination ${rangeText(dst)} outside ${p.destination}` };
+  const pSrc = prefix(p.source);
+  if (!pSrc || !rangeInside(pSrc, src)) return { rank: 1, reason: `source ${rangeText(src)} outside ${p.source}` };
+  if (p.ipProtocol !== 0 && dst.ipProtocol !== p.ipProtocol) return { rank: 2, reason: `protocol ${dst.ipProtocol || 'any'}, policy allows ${p.ipProtocol}` };
+  if (p.port !== 0 && !(dst.startPort === p.port && dst.endPort === p.port)) {
+    const ports = dst.startPort === dst.endPort ? String(dst.startPort) : `${dst.startPort}-${dst.endPort}`;
+    return { rank: 3, reason: `destination port ${ports}, policy allows ${p.port}` };
+  }
+  const encr = sa.transforms.encr?.id ?? 0;
+  if (encr !== p.encrId) return { rank: 4, reason: `ENCR ${encr}, policy allows ${p.encrId}` };
+  const integ = sa.transforms.integ ?? 0;
+  if (integ !== p.integId) return { rank: 5, reason: `INTEG ${integ}, policy allows ${p.integId}` };
+  const direction = saDirectionOf(sa);
+  if (direction !== p.direction) return { rank: 6, reason: `direction ${direction}, policy allows ${p.direction}` };
+  const preservation = saPreservationOf(sa);
+  if (preservation !== p.addressPreservation) return { rank: 7, reason: `address preservation ${preservation}, policy allows ${p.addressPreservation}` };
+  const lifetime = sa.attributes.keyLifetime;
+  if (lifetime !== undefined && lifetime > p.keyLifetime) return { rank: 8, reason: `key lifetime ${lifetime} s, policy allows ${p.keyLifetime} s` };
+  return undefined;
+}
+
+/**
+ * Whether the Group Owner's verified policy token authorizes this data SA (RFC 5374 §4.1.3.1: the
+ * group's GSPD/SAD changes stay within the flows that belong to the group; RFC 4534 §3.4: the token's
+ * data policy states the group's data SAs). Undefined when at least one of the token's data
+ * policies covers it: destination and source ranges inside the policy's prefixes (a per-speaker SA,
+ * RFC 5374 A.2, names one speaker inside the source prefix), protocol and destination port equal
+ * (0 in the policy = any), the same ENCR and INTEG (0 = none), direction and address preservation,
+ * and a key lifetime, when the SA states one, no longer than the policy's. Otherwise the reason,
+ * from the policy that matched furthest. A token without data policies authorizes no data SA.
+ */
+export function tokenAuthorizes(sa: OpenedDataSa, token: Pick<PolicyTokenContent, 'dataPolicy'>): string | undefined {
+  if (token.dataPolicy.length === 0) return 'the policy token states no data policy';
+  let best: { rank: number; reason: string; name: string } | undefined;
+  for (const p of token.dataPolicy) {
+    const m = policyMismatch(sa, p);
+    if (!m) return undefined;
+    if (!best || m.rank > best.rank) best = { ...m, name: p.name };
+  }
+  return token.dataPolicy.length === 1 ? best!.reason : `closest data policy ${JSON.stringify(best!.name)}: ${best!.reason}`;
 }
 
 /**
