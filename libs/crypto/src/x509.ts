@@ -17,7 +17,9 @@ import { IdType } from '@app/codec';
 import {
   bitString,
   boolTrue,
+  derBytes,
   derChildren,
+  derContent,
   derRead,
   explicit,
   integer,
@@ -154,9 +156,14 @@ const HASH_OIDS = new Map<string, SigHash>([
 ]);
 
 /** Reads a node and checks its tag. */
-function expectTag(buf: Uint8Array, n: DerNode | undefined, tag: number, what: string): DerNode {
+function expectTag(n: DerNode | undefined, tag: number, what: string): DerNode {
   if (!n || n.tag !== tag) throw bad(`${what}: expected tag 0x${tag.toString(16)}`);
   return n;
+}
+
+/** An OBJECT IDENTIFIER's content octets as hex (compared against `oidHex` constants). */
+function oidOf(buf: Uint8Array, n: DerNode | undefined, what: string): string {
+  return hexOf(derContent(buf, expectTag(n, 0x06, what)));
 }
 
 /** A small non-negative DER INTEGER (version, pathLen, saltLength). */
@@ -171,8 +178,8 @@ function smallInt(buf: Uint8Array, n: DerNode, what: string): number {
 
 /** The hash named by a DER AlgorithmIdentifier (parameters absent or NULL). */
 function hashOf(buf: Uint8Array, n: DerNode): SigHash {
-  const [id, params, more] = derChildren(buf, expectTag(buf, n, 0x30, 'hash AlgorithmIdentifier'));
-  const h = HASH_OIDS.get(hexOf(buf.subarray(expectTag(buf, id, 0x06, 'hash OID').contentStart, id!.end)));
+  const [id, params, more] = derChildren(buf, expectTag(n, 0x30, 'hash AlgorithmIdentifier'));
+  const h = HASH_OIDS.get(oidOf(buf, id, 'hash OID'));
   if (!h || more || (params && (params.tag !== 0x05 || params.end !== params.contentStart))) throw bad('hash algorithm');
   return h;
 }
@@ -183,7 +190,7 @@ function pssParams(buf: Uint8Array, n: DerNode | undefined): SigAlg {
   let mgfHash: SigHash = 'sha1';
   let saltLength = 20;
   let last = -1;
-  for (const f of derChildren(buf, expectTag(buf, n, 0x30, 'RSASSA-PSS-params'))) {
+  for (const f of derChildren(buf, expectTag(n, 0x30, 'RSASSA-PSS-params'))) {
     const k = f.tag - 0xa0;
     if (k < 0 || k > 3 || k <= last) throw bad('RSASSA-PSS-params: field order');
     last = k;
@@ -191,9 +198,9 @@ function pssParams(buf: Uint8Array, n: DerNode | undefined): SigAlg {
     if (!inner || extra) throw bad('RSASSA-PSS-params: explicit field');
     if (k === 0) hash = hashOf(buf, inner);
     else if (k === 1) {
-      const [id, params, more] = derChildren(buf, expectTag(buf, inner, 0x30, 'maskGenAlgorithm'));
-      if (more || hexOf(buf.subarray(expectTag(buf, id, 0x06, 'MGF OID').contentStart, id!.end)) !== OID_MGF1) throw bad('MGF is not MGF1');
-      mgfHash = hashOf(buf, expectTag(buf, params, 0x30, 'MGF1 hash'));
+      const [id, params, more] = derChildren(buf, expectTag(inner, 0x30, 'maskGenAlgorithm'));
+      if (more || oidOf(buf, id, 'MGF OID') !== OID_MGF1) throw bad('MGF is not MGF1');
+      mgfHash = hashOf(buf, expectTag(params, 0x30, 'MGF1 hash'));
     } else if (k === 2) saltLength = smallInt(buf, inner, 'saltLength');
     else if (smallInt(buf, inner, 'trailerField') !== 1) throw bad('RSASSA-PSS trailerField');
   }
@@ -202,8 +209,8 @@ function pssParams(buf: Uint8Array, n: DerNode | undefined): SigAlg {
 }
 
 function sigAlgOf(buf: Uint8Array, n: DerNode): SigAlg {
-  const [id, params, more] = derChildren(buf, expectTag(buf, n, 0x30, 'signature AlgorithmIdentifier'));
-  const o = hexOf(buf.subarray(expectTag(buf, id, 0x06, 'signature OID').contentStart, id!.end));
+  const [id, params, more] = derChildren(buf, expectTag(n, 0x30, 'signature AlgorithmIdentifier'));
+  const o = oidOf(buf, id, 'signature OID');
   if (more) throw bad('signature AlgorithmIdentifier: extra fields');
   if (o === OID_RSASSA_PSS) return pssParams(buf, params);
   const alg = SIG_ALGS.get(o);
@@ -265,12 +272,11 @@ function extensionsOf(buf: Uint8Array, n: DerNode): Extensions {
   const [list, extra] = derChildren(buf, n);
   if (!list || extra) throw bad('extensions: explicit [3]');
   const seen = new Set<string>();
-  const all = derChildren(buf, expectTag(buf, list, 0x30, 'Extensions'));
+  const all = derChildren(buf, expectTag(list, 0x30, 'Extensions'));
   if (all.length === 0) throw bad('extensions: empty');
   for (const e of all) {
-    const f = derChildren(buf, expectTag(buf, e, 0x30, 'Extension'));
-    const id = expectTag(buf, f[0], 0x06, 'extnID');
-    const o = hexOf(buf.subarray(id.contentStart, id.end));
+    const f = derChildren(buf, expectTag(e, 0x30, 'Extension'));
+    const o = oidOf(buf, f[0], 'extnID');
     if (seen.has(o)) throw bad('extension present twice');
     seen.add(o);
     let i = 1;
@@ -280,13 +286,13 @@ function extensionsOf(buf: Uint8Array, n: DerNode): Extensions {
       critical = buf[f[1].contentStart] !== 0;
       i = 2;
     }
-    const value = expectTag(buf, f[i], 0x04, 'extnValue');
+    const value = expectTag(f[i], 0x04, 'extnValue');
     if (f.length !== i + 1) throw bad('Extension: extra fields');
     if (critical && !CRITICAL_OK.has(o)) throw bad(`unrecognized critical extension ${o}`);
     const inner = value.contentStart < value.end ? derRead(buf, value.contentStart, value.end) : undefined;
     if (!inner || inner.end !== value.end) throw bad('extnValue: not one DER value');
     if (o === OID_BASIC_CONSTRAINTS) {
-      const c = derChildren(buf, expectTag(buf, inner, 0x30, 'basicConstraints'));
+      const c = derChildren(buf, expectTag(inner, 0x30, 'basicConstraints'));
       let j = 0;
       if (c[0]?.tag === 0x01) {
         if (c[0].end - c[0].contentStart !== 1) throw bad('basicConstraints cA');
@@ -299,15 +305,15 @@ function extensionsOf(buf: Uint8Array, n: DerNode): Extensions {
       }
       if (c.length !== j) throw bad('basicConstraints: extra fields');
     } else if (o === OID_KEY_USAGE) {
-      expectTag(buf, inner, 0x03, 'keyUsage');
+      expectTag(inner, 0x03, 'keyUsage');
       const len = inner.end - inner.contentStart;
       if (len < 1 || len > 3 || buf[inner.contentStart]! > 7) throw bad('keyUsage bits');
       out.keyUsage = ((buf[inner.contentStart + 1] ?? 0) << 8) | (len > 2 ? buf[inner.contentStart + 2]! : 0);
     } else if (o === OID_SAN) {
-      const names = derChildren(buf, expectTag(buf, inner, 0x30, 'subjectAltName'));
+      const names = derChildren(buf, expectTag(inner, 0x30, 'subjectAltName'));
       if (names.length === 0) throw bad('subjectAltName: empty');
       for (const g of names) {
-        const v = buf.subarray(g.contentStart, g.end);
+        const v = derContent(buf, g);
         if (g.tag === 0x82) out.dnsNames.push(v);
         else if (g.tag === 0x81) out.emails.push(v);
         else if (g.tag === 0x87) {
@@ -316,10 +322,10 @@ function extensionsOf(buf: Uint8Array, n: DerNode): Extensions {
         }
       }
     } else if (o === OID_SKID) {
-      out.subjectKeyId = buf.subarray(expectTag(buf, inner, 0x04, 'subjectKeyIdentifier').contentStart, inner.end);
+      out.subjectKeyId = derContent(buf, expectTag(inner, 0x04, 'subjectKeyIdentifier'));
     } else if (o === OID_AKID) {
-      for (const a of derChildren(buf, expectTag(buf, inner, 0x30, 'authorityKeyIdentifier'))) {
-        if (a.tag === 0x80) out.authorityKeyId = buf.subarray(a.contentStart, a.end);
+      for (const a of derChildren(buf, expectTag(inner, 0x30, 'authorityKeyIdentifier'))) {
+        if (a.tag === 0x80) out.authorityKeyId = derContent(buf, a);
       }
     }
   }
@@ -329,13 +335,13 @@ function extensionsOf(buf: Uint8Array, n: DerNode): Extensions {
 /** Whole-certificate structure (RFC 5280 §4.1), strictly in order. */
 function parseUncached(der: Uint8Array): ParsedCertificate {
   if (der.length > MAX_CERTIFICATE_LENGTH) throw bad('certificate too long');
-  const top = expectTag(der, derRead(der, 0), 0x30, 'Certificate');
+  const top = expectTag(derRead(der, 0), 0x30, 'Certificate');
   if (top.end !== der.length) throw bad('octets after the certificate');
   const [tbsN, algN, sigN, extra] = derChildren(der, top);
   if (extra) throw bad('Certificate: extra fields');
-  const tbsNode = expectTag(der, tbsN, 0x30, 'tbsCertificate');
-  const outerAlg = expectTag(der, algN, 0x30, 'signatureAlgorithm');
-  const sigBits = expectTag(der, sigN, 0x03, 'signatureValue');
+  const tbsNode = expectTag(tbsN, 0x30, 'tbsCertificate');
+  const outerAlg = expectTag(algN, 0x30, 'signatureAlgorithm');
+  const sigBits = expectTag(sigN, 0x03, 'signatureValue');
   if (sigBits.end - sigBits.contentStart < 2 || der[sigBits.contentStart] !== 0) throw bad('signatureValue: not whole octets');
   const f = derChildren(der, tbsNode);
   let i = 0;
@@ -347,25 +353,25 @@ function parseUncached(der: Uint8Array): ParsedCertificate {
     if (version > 2) throw bad('version');
     i = 1;
   }
-  expectTag(der, f[i], 0x02, 'serialNumber');
+  expectTag(f[i], 0x02, 'serialNumber');
   const serialNode = f[i]!;
   if (serialNode.end === serialNode.contentStart) throw bad('serialNumber: empty');
-  const innerAlg = expectTag(der, f[i + 1], 0x30, 'signature');
+  const innerAlg = expectTag(f[i + 1], 0x30, 'signature');
   // X.509 §7 / RFC 5280 §4.1.1.2: the signed and the outer algorithm are the same.
-  if (!bytesEqual(der.subarray(innerAlg.start, innerAlg.end), der.subarray(outerAlg.start, outerAlg.end))) {
+  if (!bytesEqual(derBytes(der, innerAlg), derBytes(der, outerAlg))) {
     throw bad('signatureAlgorithm differs from the signed one');
   }
   const sigAlg = sigAlgOf(der, outerAlg);
-  const issuer = expectTag(der, f[i + 2], 0x30, 'issuer');
-  const validity = derChildren(der, expectTag(der, f[i + 3], 0x30, 'validity'));
+  const issuer = expectTag(f[i + 2], 0x30, 'issuer');
+  const validity = derChildren(der, expectTag(f[i + 3], 0x30, 'validity'));
   if (validity.length !== 2) throw bad('validity: two times');
   const notBefore = timeOf(der, validity[0]);
   const notAfter = timeOf(der, validity[1]);
-  const subject = expectTag(der, f[i + 4], 0x30, 'subject');
-  const spkiNode = expectTag(der, f[i + 5], 0x30, 'subjectPublicKeyInfo');
+  const subject = expectTag(f[i + 4], 0x30, 'subject');
+  const spkiNode = expectTag(f[i + 5], 0x30, 'subjectPublicKeyInfo');
   const spkiParts = derChildren(der, spkiNode);
-  expectTag(der, spkiParts[0], 0x30, 'subjectPublicKeyInfo algorithm');
-  const keyBits = expectTag(der, spkiParts[1], 0x03, 'subjectPublicKey');
+  expectTag(spkiParts[0], 0x30, 'subjectPublicKeyInfo algorithm');
+  const keyBits = expectTag(spkiParts[1], 0x03, 'subjectPublicKey');
   if (spkiParts.length !== 2 || keyBits.end - keyBits.contentStart < 2 || der[keyBits.contentStart] !== 0) throw bad('subjectPublicKeyInfo');
   let j = i + 6;
   if (f[j]?.tag === 0x81) j++; // issuerUniqueID
@@ -379,11 +385,11 @@ function parseUncached(der: Uint8Array): ParsedCertificate {
   if (j !== f.length) throw bad('tbsCertificate: unexpected field');
   return new ParsedCertificate(
     der,
-    der.subarray(tbsNode.start, tbsNode.end),
-    der.subarray(serialNode.contentStart, serialNode.end),
-    der.subarray(issuer.start, issuer.end),
-    der.subarray(subject.start, subject.end),
-    der.subarray(spkiNode.start, spkiNode.end),
+    derBytes(der, tbsNode),
+    derContent(der, serialNode),
+    derBytes(der, issuer),
+    derBytes(der, subject),
+    derBytes(der, spkiNode),
     notBefore,
     notAfter,
     exts,
