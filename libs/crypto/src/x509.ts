@@ -386,7 +386,6 @@ function parseUncached(der: Uint8Array): ParsedCertificate {
   return new ParsedCertificate(
     der,
     derBytes(der, tbsNode),
-    derContent(der, serialNode),
     derBytes(der, issuer),
     derBytes(der, subject),
     derBytes(der, spkiNode),
@@ -398,11 +397,9 @@ function parseUncached(der: Uint8Array): ParsedCertificate {
   );
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
-  return true;
-}
+/** Zero-copy Buffer view, as `hexOf` uses, so equality is Buffer.equals rather than a hand loop. */
+const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length);
+const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => view(a).equals(view(b));
 
 class ParsedCertificate implements Certificate {
   readonly ca: boolean;
@@ -419,7 +416,6 @@ class ParsedCertificate implements Certificate {
   constructor(
     readonly der: Uint8Array,
     readonly tbs: Uint8Array,
-    readonly serial: Uint8Array,
     readonly issuerDer: Uint8Array,
     readonly subjectDer: Uint8Array,
     readonly spki: Uint8Array,
