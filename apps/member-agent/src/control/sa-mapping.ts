@@ -138,7 +138,7 @@ export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
     ...(perSpeaker ? { source: sel.source! } : {}),
     direction: perSpeaker ? perSpeakerDirection(ctx.role, sa.attributes.direction, sel.source!, ctx.localAddresses) : directionFor(ctx.role, sa.attributes.direction),
     mode: transport ? 'transport' : 'tunnel',
-    addressPreservation: transport ? 'none' : (PRESERVATION[sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION] ?? 'both'),
+    addressPreservation: PRESERVATION[saPreservationOf(sa)] ?? 'both',
     udpEncapsulation: udpPort ? { sourcePort: udpPort, destinationPort: udpPort } : false,
     transform,
     encryptionKey: Uint8Array.from(sa.encKey),
@@ -180,12 +180,12 @@ function rangeText(sel: TrafficSelector): string {
 }
 
 /** The GSA direction an SA states, as the GCKS encodes it (absent = symmetric, as directionFor reads it). */
-export function saDirectionOf(sa: OpenedDataSa): number {
+function saDirectionOf(sa: OpenedDataSa): number {
   return sa.attributes.direction ?? GsaDirection.SYMMETRIC;
 }
 
-/** The address preservation an SA gets, as dataSaConfig applies it (transport = none, absent = both). */
-export function saPreservationOf(sa: OpenedDataSa): number {
+/** The address preservation an SA gets (transport = none, absent = both): what dataSaConfig installs and the token must state. */
+function saPreservationOf(sa: OpenedDataSa): number {
   if (sa.attributes.mode === GsaMode.TRANSPORT) return GsaAddressPreservation.NONE;
   return sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION;
 }
