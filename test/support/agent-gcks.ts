@@ -14,6 +14,7 @@ import {
   GcAuthId,
   GsaAddressPreservation,
   GsaDirection,
+  GsaMode,
   IdType,
   IkeExchange,
   KeGroup,
@@ -131,6 +132,8 @@ export class TestGcks {
           encrId: EncrId.ENCR_AES_GCM_16,
           integId: 0,
           keyLifetime: 3600,
+          mode: GsaMode.TUNNEL,
+          keyBits: 128,
         },
       ],
     };

@@ -47,6 +47,8 @@ function content(owner: KeyObject, over: Partial<PolicyTokenContent> = {}): Poli
         encrId: 20,
         integId: 0,
         keyLifetime: 3600,
+        mode: 1,
+        keyBits: 256,
       },
     ],
     ...over,
@@ -134,6 +136,18 @@ describe('policy token', () => {
     trailing.set(sut);
     const t = verifyPolicyToken(trailing, ec.publicKey, NOW);
     expect(!t.ok && t.error.code).toBe('MALFORMED');
+  });
+
+  it('refuses a token of definition version 1 (data policies without mode and key length) as MALFORMED', () => {
+    const genuine = signPolicyToken(content(ec.publicKey), ec.privateKey);
+    const tbs = Uint8Array.from(encodePolicyToken(content(ec.publicKey)));
+    // TBSPolicyToken { TokenID { INTEGER tokenDefVersion, ... } }: the version's one content octet.
+    const tokenId = headerLength(tbs, 0);
+    const version = tokenId + headerLength(tbs, tokenId);
+    expect([...tbs.subarray(version, version + 3)]).toEqual([0x02, 0x01, 0x02]);
+    tbs[version + 2] = 1;
+    const r = verifyPolicyToken(spliceTbs(genuine, tbs), ec.publicKey, NOW);
+    expect(!r.ok && r.error.message).toBe('MALFORMED: unknown tokenDefVersion');
   });
 
   it('never throws on arbitrary bytes', () => {

@@ -27,7 +27,12 @@ import forge from 'node-forge';
  *   DataPolicy ::= SEQUENCE { name UTF8String, source UTF8String, destination UTF8String,
  *                             ipProtocol INTEGER, port INTEGER, direction INTEGER,
  *                             addressPreservation INTEGER, encrId INTEGER, integId INTEGER,
- *                             keyLifetime INTEGER }
+ *                             keyLifetime INTEGER, mode INTEGER, keyBits INTEGER }
+ *
+ * tokenDefVersion 2 added `mode` (GsaMode: tunnel 1, transport 2) and `keyBits` (the ENCR key
+ * length; 0 = the transform has none): with version 1 a GCKS could hand a member a transport SA
+ * where the Group Owner stated tunnel, or AES-128 where it stated AES-256, within the token. A
+ * version 1 token is refused as MALFORMED ("unknown tokenDefVersion"): no deployed members hold one.
  *
  * Differences from RFC 4534, on purpose: RFC 4534 wraps the token in CMS SignedData and describes
  * GSAKMP/GDOI mechanisms; we sign the X.509 way (tbs, algorithm, signature), verify with node:crypto,
@@ -80,6 +85,10 @@ export interface DataPolicySummary {
   /** 0 = none (AEAD). */
   integId: number;
   keyLifetime: number;
+  /** GsaMode (tunnel 1, transport 2; RFC 5374 §3.1). */
+  mode: number;
+  /** Key length of the ENCR transform in bits (RFC 7296 §3.3.5 Key Length); 0 = none stated. */
+  keyBits: number;
 }
 
 export interface PolicyTokenContent {
@@ -124,7 +133,8 @@ export type TrustAnchor = KeyObject | string;
 export const POLICY_TOKEN_MAX_LENGTH = 65_535;
 /** Most rules / data policies in one token. */
 export const POLICY_TOKEN_MAX_ENTRIES = 1024;
-const TOKEN_DEF_VERSION = 1;
+/** 2: DataPolicy states mode and keyBits (see the definition above). */
+const TOKEN_DEF_VERSION = 2;
 
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
@@ -184,6 +194,8 @@ function tbsAsn1(c: PolicyTokenContent): Asn1 {
           int(d.encrId, 'encrId'),
           int(d.integId, 'integId'),
           int(d.keyLifetime, 'keyLifetime'),
+          int(d.mode, 'mode'),
+          int(d.keyBits, 'keyBits'),
         ),
       ),
     ),
@@ -326,7 +338,7 @@ function readTbs(a: Asn1): PolicyTokenContent {
       rekeyAuth: readInt(g[5], 'rekeyAuth'),
     },
     dataPolicy: children(data, undefined, 'dataPolicy').map((d, i) => {
-      const f = children(d, 10, `dataPolicy[${i}]`);
+      const f = children(d, 12, `dataPolicy[${i}]`);
       return {
         name: readUtf8(f[0], 'name'),
         source: readUtf8(f[1], 'source'),
@@ -338,6 +350,8 @@ function readTbs(a: Asn1): PolicyTokenContent {
         encrId: readInt(f[7], 'encrId'),
         integId: readInt(f[8], 'integId'),
         keyLifetime: readInt(f[9], 'keyLifetime'),
+        mode: readInt(f[10], 'mode'),
+        keyBits: readInt(f[11], 'keyBits'),
       };
     }),
   };

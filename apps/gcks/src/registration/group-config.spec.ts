@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { GsaAddressPreservation, GsaMode, IdType, TsType } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaMode, IdType, TsType } from '@app/codec';
 import type { RawDb } from '../keys/raw-db.js';
 import { loadGroupConfig, padAllows, padRuleMatches, selectorOf, type PadRow } from './group-config.js';
 
@@ -93,5 +93,10 @@ describe('Data-Security SA templates from the policy rows: the ESP mode (RFC 537
       ['tra', GsaMode.TRANSPORT, GsaAddressPreservation.NONE, 4500],
     ]);
     expect(sut.data[1]!.summary.addressPreservation).toBe(GsaAddressPreservation.NONE);
+    // The token states what the SAs carry, so a member can hold the GCKS to it (sa-mapping.ts).
+    expect(sut.data.map((d) => [d.summary.mode, d.summary.keyBits, d.summary.encrId])).toEqual([
+      [GsaMode.TUNNEL, 256, EncrId.ENCR_AES_GCM_16],
+      [GsaMode.TRANSPORT, 256, EncrId.ENCR_AES_GCM_16],
+    ]);
   });
 });

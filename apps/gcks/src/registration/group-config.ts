@@ -164,6 +164,7 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
     const t = TRANSFORMS[p.espTransform] ?? TRANSFORMS['aes-gcm-256']!;
     const port = p.destinationPort;
     const transport = p.mode === 'transport';
+    const mode = transport ? GsaMode.TRANSPORT : GsaMode.TUNNEL;
     const preservation = transport ? GsaAddressPreservation.NONE : (PRESERVATION[p.addressPreservation] ?? GsaAddressPreservation.SOURCE_AND_DESTINATION);
     return {
       policyId: p.id,
@@ -177,7 +178,7 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
       sn: t.counterMode && manySpeakers ? 2 : 0,
       direction: DIRECTION[p.direction] ?? GsaDirection.SYMMETRIC,
       addressPreservation: preservation,
-      mode: transport ? GsaMode.TRANSPORT : GsaMode.TUNNEL,
+      mode,
       ...(p.udpEncapsulation ? { udpEncapsulationPort: 4500 } : {}),
       lifetimeSeconds: p.tekLifetime,
       summary: {
@@ -191,6 +192,8 @@ export function loadGroupConfig(db: RawDb, where: { id?: string; name?: string }
         encrId: t.encrId,
         integId: t.integId ?? 0,
         keyLifetime: p.tekLifetime,
+        mode,
+        keyBits: t.keyBits,
       },
     };
   });

@@ -158,9 +158,11 @@ describe('the policy token scopes the data SAs (RFC 5374 §4.1.3.1, RFC 4534 §3
     encrId: EncrId.ENCR_AES_GCM_16,
     integId: 0,
     keyLifetime: 3600,
+    mode: GsaMode.TUNNEL,
+    keyBits: 128,
   };
   const v6: DataPolicySummary = { ...v4, name: 'v6', source: '::/0', destination: 'ff3e::1234/128', port: 6000 };
-  const cbc: DataPolicySummary = { ...v4, name: 'cbc', encrId: EncrId.ENCR_AES_CBC, integId: IntegId.AUTH_HMAC_SHA2_256_128 };
+  const cbc: DataPolicySummary = { ...v4, name: 'cbc', encrId: EncrId.ENCR_AES_CBC, keyBits: 256, integId: IntegId.AUTH_HMAC_SHA2_256_128 };
   const speakers: DataPolicySummary = { ...v4, name: 'speakers', source: '10.0.0.0/24' };
   const open: DataPolicySummary = { ...v4, name: 'open', ipProtocol: 0, port: 0 };
   const gcksSa = (over: Parameters<typeof sa>[0] = {}) =>
@@ -178,9 +180,10 @@ describe('the policy token scopes the data SAs (RFC 5374 §4.1.3.1, RFC 4534 §3
     ['protocol 0 and port 0 = any: UDP 5000', gcksSa(), [open]],
     ['protocol 0 and port 0 = any: TCP, any port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), tcp()) }), [open]],
     ['absent direction and preservation read as symmetric and both', sa({ attributes: { keyLifetime: 3600 } }), [v4]],
-    ['no key lifetime stated', sa(), [v4]],
     ['a shorter key lifetime', gcksSa({ attributes: { keyLifetime: 900 } }), [v4]],
-    ['a transport SA under a policy without preservation', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [{ ...v4, addressPreservation: GsaAddressPreservation.NONE }]],
+    ['a transport SA under a transport policy', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [{ ...v4, mode: GsaMode.TRANSPORT, addressPreservation: GsaAddressPreservation.NONE }]],
+    ['a stated tunnel mode under a tunnel policy', gcksSa({ attributes: { mode: GsaMode.TUNNEL } }), [v4]],
+    ['AES-256 under a policy stating 256 bits', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_GCM_16, keyLength: 256 }, sn: 2 } }), [v4, { ...v4, name: 'strong', keyBits: 256 }]],
     ['a sender-only SA under a sender-only policy', gcksSa({ attributes: { direction: GsaDirection.SENDER_ONLY } }), [{ ...v4, direction: GsaDirection.SENDER_ONLY }]],
     ['CBC with HMAC-SHA-256', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 256 }, integ: IntegId.AUTH_HMAC_SHA2_256_128 } }), [v6, cbc]],
   ])('authorized: %s', (_what, opened, dataPolicy) => {
@@ -197,12 +200,16 @@ describe('the policy token scopes the data SAs (RFC 5374 §4.1.3.1, RFC 4534 §3
     ['port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), ts('239.1.1.1', '239.1.1.1', 5001)) }), [v4], /^destination port 5001, policy allows 5000$/],
     ['port range where the policy names one port', gcksSa({ policy: withPolicy(ts('0.0.0.0', '255.255.255.255'), { ...ts('239.1.1.1', '239.1.1.1', 5000), endPort: 5001 }) }), [v4], /^destination port 5000-5001/],
     ['encryption transform', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 128 }, integ: IntegId.AUTH_HMAC_SHA2_256_128 } }), [v4], /^ENCR 12, policy allows 20$/],
-    ['integrity transform', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 128 }, integ: IntegId.AUTH_HMAC_SHA1_96 } }), [cbc], /^INTEG 2, policy allows 12$/],
+    ['encryption key length', gcksSa(), [{ ...v4, keyBits: 256 }], /^ENCR key of 128 bits, policy allows 256$/],
+    ['encryption key length not stated', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_GCM_16 }, sn: 2 } }), [v4], /^ENCR key of 0 bits, policy allows 128$/],
+    ['integrity transform', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CBC, keyLength: 256 }, integ: IntegId.AUTH_HMAC_SHA1_96 } }), [cbc], /^INTEG 2, policy allows 12$/],
     ['direction', gcksSa({ attributes: { direction: GsaDirection.SENDER_ONLY } }), [v4], /^direction 1, policy allows 3$/],
     ['direction absent (symmetric) under a sender-only policy', sa(), [{ ...v4, direction: GsaDirection.SENDER_ONLY }], /^direction 3, policy allows 1$/],
     ['address preservation', gcksSa({ attributes: { addressPreservation: GsaAddressPreservation.SOURCE_ONLY } }), [v4], /^address preservation 2, policy allows 4$/],
-    ['transport (no preservation) under a tunnel policy', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [v4], /^address preservation 1, policy allows 4$/],
+    ['transport under a tunnel policy', gcksSa({ attributes: { mode: GsaMode.TRANSPORT, addressPreservation: undefined } }), [v4], /^mode transport, policy allows tunnel$/],
+    ['tunnel (mode absent) under a transport policy', gcksSa({ attributes: { addressPreservation: GsaAddressPreservation.NONE } }), [{ ...v4, mode: GsaMode.TRANSPORT, addressPreservation: GsaAddressPreservation.NONE }], /^mode tunnel, policy allows transport$/],
     ['key lifetime longer', gcksSa({ attributes: { keyLifetime: 7200 } }), [v4], /^key lifetime 7200 s, policy allows 3600 s$/],
+    ['no key lifetime stated (it would be installed without one)', sa(), [v4], /^no key lifetime, policy allows at most 3600 s$/],
     ['a policy prefix that does not parse', gcksSa(), [{ ...v4, destination: '239.1.1.1/40' }], /^destination 239\.1\.1\.1 outside 239\.1\.1\.1\/40$/],
     ['a token without data policies', gcksSa(), [], /states no data policy/],
     ['several policies: the reason of the closest', gcksSa({ transforms: { encr: { id: EncrId.ENCR_AES_CTR, keyLength: 128 } } }), [v6, v4], /^closest data policy "v4": ENCR 13, policy allows 20$/],

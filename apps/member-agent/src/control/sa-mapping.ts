@@ -190,6 +190,10 @@ function saPreservationOf(sa: OpenedDataSa): number {
   return sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION;
 }
 
+function modeName(mode: number): string {
+  return mode === GsaMode.TUNNEL ? 'tunnel' : mode === GsaMode.TRANSPORT ? 'transport' : String(mode);
+}
+
 /**
  * Why one data policy of the token does not cover the SA (undefined: it does), with how far the
  * match went (the rank of the first rule that failed), to report the closest policy's reason.
@@ -215,14 +219,21 @@ function policyMismatch(sa: OpenedDataSa, p: DataPolicySummary): { rank: number;
   }
   const encr = sa.transforms.encr?.id ?? 0;
   if (encr !== p.encrId) return { rank: 4, reason: `ENCR ${encr}, policy allows ${p.encrId}` };
+  const keyBits = sa.transforms.encr?.keyLength ?? 0;
+  if (keyBits !== p.keyBits) return { rank: 5, reason: `ENCR key of ${keyBits} bits, policy allows ${p.keyBits}` };
   const integ = sa.transforms.integ ?? 0;
-  if (integ !== p.integId) return { rank: 5, reason: `INTEG ${integ}, policy allows ${p.integId}` };
+  if (integ !== p.integId) return { rank: 6, reason: `INTEG ${integ}, policy allows ${p.integId}` };
   const direction = saDirectionOf(sa);
-  if (direction !== p.direction) return { rank: 6, reason: `direction ${direction}, policy allows ${p.direction}` };
+  if (direction !== p.direction) return { rank: 7, reason: `direction ${direction}, policy allows ${p.direction}` };
+  const mode = sa.attributes.mode ?? GsaMode.TUNNEL;
+  if (mode !== p.mode) return { rank: 8, reason: `mode ${modeName(mode)}, policy allows ${modeName(p.mode)}` };
   const preservation = saPreservationOf(sa);
-  if (preservation !== p.addressPreservation) return { rank: 7, reason: `address preservation ${preservation}, policy allows ${p.addressPreservation}` };
+  if (preservation !== p.addressPreservation) return { rank: 9, reason: `address preservation ${preservation}, policy allows ${p.addressPreservation}` };
+  // An SA without a lifetime would be installed without one (dataSaConfig): it would outlive the
+  // bound the Group Owner set.
   const lifetime = sa.attributes.keyLifetime;
-  if (lifetime !== undefined && lifetime > p.keyLifetime) return { rank: 8, reason: `key lifetime ${lifetime} s, policy allows ${p.keyLifetime} s` };
+  if (lifetime === undefined) return { rank: 10, reason: `no key lifetime, policy allows at most ${p.keyLifetime} s` };
+  if (lifetime > p.keyLifetime) return { rank: 10, reason: `key lifetime ${lifetime} s, policy allows ${p.keyLifetime} s` };
   return undefined;
 }
 
@@ -232,8 +243,9 @@ function policyMismatch(sa: OpenedDataSa, p: DataPolicySummary): { rank: number;
  * data policy states the group's data SAs). Undefined when at least one of the token's data
  * policies covers it: destination and source ranges inside the policy's prefixes (a per-speaker SA,
  * RFC 5374 A.2, names one speaker inside the source prefix), protocol and destination port equal
- * (0 in the policy = any), the same ENCR and INTEG (0 = none), direction and address preservation,
- * and a key lifetime, when the SA states one, no longer than the policy's. Otherwise the reason,
+ * (0 in the policy = any), the same ENCR, ENCR key length and INTEG (0 = none), direction, mode
+ * and address preservation, and a key lifetime no longer than the policy's (an SA that states none
+ * is refused: it would be installed without one). Otherwise the reason,
  * from the policy that matched furthest. A token without data policies authorizes no data SA.
  */
 export function tokenAuthorizes(sa: OpenedDataSa, token: Pick<PolicyTokenContent, 'dataPolicy'>): string | undefined {
