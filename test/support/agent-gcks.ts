@@ -269,10 +269,13 @@ export class TestGcks {
     return this.rekeySa.keyMaterial.subarray(36);
   }
 
-  /** A new TEK, multicast under the current KEK (a forced rekey). Returns the new SPI. */
-  forceRekey(): number {
+  /**
+   * A new TEK, multicast under the current KEK (a forced rekey). Returns the new SPI. `unstated`:
+   * more SAs in the same GSA_REKEY that the token's data policy does not state (as `unstatedSas`).
+   */
+  forceRekey(unstated: readonly DataSaParams[] = []): number {
     this.tek = this.newTek();
-    const payloads = groupPayloads({ data: [this.tek], groupWide: { atd: this.o.atd, dtd: this.o.dtd, senderIdBits: 8 }, gskW: this.gskW(), registration: false });
+    const payloads = groupPayloads({ data: [this.tek, ...unstated], groupWide: { atd: this.o.atd, dtd: this.o.dtd, senderIdBits: 8 }, gskW: this.gskW(), registration: false });
     const messageId = ++this.messageId;
     this.send(buildGsaRekey({ rekeySpi: this.rekeySa.spi, messageId, payloads, suite: SUITE, kek: this.kek(), signingKey: this.signer.privateKey, random: rnd }));
     this.sent.push({ messageId, kind: 'rekey' });

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EncrId, GsaAddressPreservation, GsaDirection, IdType, TsType, parseIpAddress } from '@app/codec';
+import { EncrId, GsaAddressPreservation, GsaDirection, GsaMode, IdType, TsType, parseIpAddress } from '@app/codec';
 import { Datapath } from '@app/datapath';
 import { dataSaKeyLength, type DataSaParams, type IkeClock, type IkeTimer } from '@app/gkm';
 import { TestGcks } from '../../../../test/support/agent-gcks.js';
@@ -226,5 +226,31 @@ describe('GroupSession under the Group Owner’s data policy (RFC 5374 §4.1.3.1
     // No GSPD entry for the foreign flow either: the group's policy changes stay within its flows.
     expect(policies.at(-1)).toEqual(['scoped|239.77.1.1|17|5000 protect symmetric']);
     expect(warnings).toContainEqual(expect.objectContaining({ msg: 'SA not authorized by the policy token', group: 'scoped', spi: '0x7e57', reason: expect.stringMatching(/^destination 239\.77\.9\.9 outside 239\.77\.1\.1\/32$/) }));
+  });
+
+  it('a GSA_REKEY is held to the token too: the new TEK is installed, an SA of the group’s flow in another mode or key length is not', async () => {
+    const s = await speakerSession(gcks, 'scoped', clock, datapath, policies, log);
+    const sut = s.sut;
+    try {
+      expect(await sut.register()).toBe(true);
+      const refusedBefore = sut.counters.saRefusedByToken;
+      // The group's own flow and transform, but transport mode (the token states tunnel) and AES-256 (it states 128).
+      const flow = { source: alien.source, destination: one('239.77.1.1', 5000), sn: 2, lifetimeSeconds: 3600, direction: GsaDirection.SYMMETRIC };
+      const transport: DataSaParams = { ...flow, spi: 0x7e58, ...GCM, mode: GsaMode.TRANSPORT, addressPreservation: GsaAddressPreservation.NONE, keyMaterial: new Uint8Array(randomBytes(dataSaKeyLength(GCM))) };
+      const aes256 = { encrId: EncrId.ENCR_AES_GCM_16, keyBits: 256 };
+      const stronger: DataSaParams = { ...flow, spi: 0x7e59, ...aes256, addressPreservation: GsaAddressPreservation.SOURCE_AND_DESTINATION, keyMaterial: new Uint8Array(randomBytes(dataSaKeyLength(aes256))) };
+      const next = gcks.forceRekey([transport, stronger]);
+      sut.onRekeyDatagram(gcks.rekeyMessages.at(-1)!);
+      expect(sut.counters.rekeysAccepted).toBeGreaterThan(0);
+      expect(sut.sas.has(next)).toBe(true);
+      expect(sut.sas.has(0x7e58)).toBe(false);
+      expect(sut.sas.has(0x7e59)).toBe(false);
+      expect(datapath.stats().sas.map((x) => x.spi)).not.toContain(0x7e58);
+      expect(sut.counters.saRefusedByToken).toBe(refusedBefore + 2);
+      expect(warnings).toContainEqual(expect.objectContaining({ spi: '0x7e58', reason: 'mode transport, policy allows tunnel' }));
+      expect(warnings).toContainEqual(expect.objectContaining({ spi: '0x7e59', reason: 'ENCR key of 256 bits, policy allows 128' }));
+    } finally {
+      await new Promise<void>((r) => s.sock.close(() => r()));
+    }
   });
 });
