@@ -114,7 +114,11 @@ export class CreatePolicyDto {
   @Max(REPLAY_WINDOW_MAX)
   replayWindow?: number;
 
-  @ApiPropertyOptional({ enum: DATA_ORIGIN_AUTHS, default: 'none' })
+  @ApiPropertyOptional({
+    enum: DATA_ORIGIN_AUTHS,
+    default: 'none',
+    description: 'Per-packet signature of spec/000 §4.3. Stored with the policy, but not yet carried to members nor applied: packets are authenticated as group members only (the SA ICV).',
+  })
   @IsOptional()
   @IsIn(DATA_ORIGIN_AUTHS)
   dataOriginAuth?: DataOriginAuth;

@@ -162,7 +162,7 @@ const POLICY_FIELDS = [
   { name: 'mode', label: 'Mode', type: 'select', options: ['tunnel', 'transport'], optional: true },
   { name: 'addressPreservation', label: 'Address preservation', type: 'select', options: ['none', 'source', 'destination', 'both'], optional: true },
   { name: 'espTransform', label: 'ESP transform', type: 'select', options: ['aes-gcm-128', 'aes-gcm-256', 'aes-cbc-128-hmac-sha256', 'aes-cbc-256-hmac-sha256'], optional: true },
-  { name: 'dataOriginAuth', label: 'Data origin auth', type: 'select', options: ['none', 'rsa-pkcs1-sha256', 'ecdsa-p256-sha256', 'ed25519'], optional: true },
+  { name: 'dataOriginAuth', label: 'Data origin auth (stored, not yet applied)', type: 'select', options: ['none', 'rsa-pkcs1-sha256', 'ecdsa-p256-sha256', 'ed25519'], optional: true },
   { name: 'replayWindow', label: 'Replay window', type: 'number', placeholder: '64' },
   { name: 'tekLifetime', label: 'TEK lifetime (s)', type: 'number', placeholder: '3600' },
   { name: 'kekLifetime', label: 'KEK lifetime (s)', type: 'number', placeholder: '3600' },
