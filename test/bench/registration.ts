@@ -3,15 +3,17 @@
  * responder on loopback UDP) and a load generator in a separate process (registration-loadgen.ts)
  * registering BENCH_MEMBERS members (default 10,000) with ECDSA P-256 certificates from the group CA
  * and KE group 19. Keys and certificates are made before the timed window. Prints registrations
- * completed per second at the GCKS and each process's CPU seconds; the last line is one JSON object.
+ * completed per second at the GCKS, each process's CPU seconds, the two-core ceiling they imply and
+ * the public-key floor (publicKeyFloor); the last line is one JSON object.
  *
  *   npm run bench:registration        (BENCH_MEMBERS=2000 for a quick run)
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
+import { createECDH, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { IdType } from '@app/codec';
+import { publicKeyFromSpki } from '@app/crypto';
 import { createApp } from '../../apps/gcks/src/bootstrap.js';
 import { loadConfig } from '../../apps/gcks/src/config/gcks-config.js';
 import { WalCheckpointService } from '../../apps/gcks/src/database/wal-checkpointer.js';
@@ -36,7 +38,48 @@ function mainThreadCpuS(): number {
   }
 }
 
+/**
+ * What the public-key cryptography of one registration costs through node:crypto alone, in this
+ * process before the run (µs, median of 5 rounds): the floor under the CPU per registration that
+ * no protocol code can go below. GCKS: an ECDH P-256 key pair and shared secret, the AUTH
+ * signature, the member's key imported from its certificate, two verifies (certificate by the CA,
+ * AUTH). Member: the shared secret, its AUTH signature, one verify (the GCKS's AUTH; the GCKS's
+ * certificate chain is checked once and remembered). Symmetric work (prf+, SK, key wraps) is extra.
+ */
+function publicKeyFloor(): { gcksUs: number; memberUs: number; parts: Record<string, number> } {
+  const ROUNDS = 5;
+  const N = 200;
+  const time = (f: () => void): number => {
+    const runs: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < N; i++) f();
+      runs.push(Number(process.hrtime.bigint() - t0) / N / 1e3);
+    }
+    return runs.sort((a, b) => a - b)[ROUNDS >> 1]!;
+  };
+  const peer = createECDH('prime256v1');
+  const peerPublic = peer.generateKeys();
+  const ours = createECDH('prime256v1');
+  ours.generateKeys();
+  const kp = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const spki = new Uint8Array(kp.publicKey.export({ type: 'spki', format: 'der' }));
+  const octets = randomBytes(600);
+  const signature = sign('sha256', octets, kp.privateKey);
+  const parts = {
+    ecdh_key_pair: time(() => createECDH('prime256v1').generateKeys()),
+    ecdh_secret: time(() => ours.computeSecret(peerPublic)),
+    ecdsa_sign: time(() => sign('sha256', octets, kp.privateKey)),
+    ecdsa_verify: time(() => verify('sha256', octets, kp.publicKey, signature)),
+    key_import: time(() => publicKeyFromSpki(spki)),
+  };
+  const gcksUs = parts.ecdh_key_pair + parts.ecdh_secret + parts.ecdsa_sign + parts.key_import + 2 * parts.ecdsa_verify;
+  const memberUs = parts.ecdh_secret + parts.ecdsa_sign + parts.ecdsa_verify;
+  return { gcksUs, memberUs, parts };
+}
+
 async function main(): Promise<void> {
+  const floor = publicKeyFloor();
   const dir = tempDir('gcks-bench-');
   const config = loadConfig({ GCKS_DATA_DIR: dir.path, GCKS_HTTP_PORT: '0', GCKS_IKE_PORT: '0', GCKS_LOG_LEVEL: 'error' });
   const gcks = await createApp(config, { logger: false });
@@ -92,12 +135,17 @@ async function main(): Promise<void> {
   const status = reg.groupStatus(g.id)!;
   const rows = (await gcks.app.get((await import('typeorm')).DataSource).query(`SELECT count(*) AS n FROM "members" WHERE "groupId" = ?`, [g.id]))[0].n as number;
   const perS = result.gcksEstablished / result.wall;
+  // Seconds of CPU (both processes) per registration, and what two fully used cores would allow.
+  const cpuPerReg = (result.gcksCpuS + result.cpuS) / Math.max(1, result.gcksEstablished);
+  const ceiling = 2 / cpuPerReg;
   process.stdout.write(
     [
       `members registered at the GCKS: ${result.gcksEstablished} of ${N} in ${result.wall.toFixed(2)} s (${rows} member rows, LKH epoch ${status.epoch}, last GSA_REKEY Message ID ${status.lastMessageId})`,
       `registrations per second at the GCKS: ${perS.toFixed(0)}`,
       `CPU: GCKS ${result.gcksCpuS.toFixed(2)} s (${((result.gcksCpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration; main thread ${result.gcksMainCpuS.toFixed(2)} s, other threads ${(result.gcksCpuS - result.gcksMainCpuS).toFixed(2)} s), load generator ${result.cpuS.toFixed(2)} s (${((result.cpuS / Math.max(1, result.gcksEstablished)) * 1e3).toFixed(3)} ms per registration)`,
       `failures: ${result.failures} ${JSON.stringify(result.reasons)}; concurrency ${CONCURRENCY}`,
+      `public-key cryptography of one registration, node:crypto alone (µs): GCKS ${floor.gcksUs.toFixed(0)}, member ${floor.memberUs.toFixed(0)} ${JSON.stringify(Object.fromEntries(Object.entries(floor.parts).map(([k, v]) => [k, Number(v.toFixed(1))])))}`,
+      `both processes' CPU per registration ${(cpuPerReg * 1e3).toFixed(3)} ms: with both cores fully busy the ceiling would be ${ceiling.toFixed(0)}/s`,
       `GCKS counters: ${JSON.stringify(reg.counters)}`,
       `WAL checkpoints (off the event loop): ${JSON.stringify(gcks.app.get(WalCheckpointService).checkpointer.stats)}`,
       '',
@@ -113,6 +161,9 @@ async function main(): Promise<void> {
       gcks_cpu_s: Number(result.gcksCpuS.toFixed(3)),
       gcks_main_thread_cpu_s: Number(result.gcksMainCpuS.toFixed(2)),
       loadgen_cpu_s: Number(result.cpuS.toFixed(3)),
+      cpu_ms_per_registration: Number((cpuPerReg * 1e3).toFixed(3)),
+      two_core_ceiling_per_s: Number(ceiling.toFixed(0)),
+      public_key_floor_ms: Number(((floor.gcksUs + floor.memberUs) / 1e3).toFixed(3)),
       failures: result.failures,
       concurrency: CONCURRENCY,
     })}\n`,
