@@ -131,16 +131,20 @@ describe('GroupSession', () => {
     ]);
   });
 
-  it('the same message again is a replay; a flipped octet fails integrity; junk is malformed: none changes anything', () => {
+  it('a copy of the last message is counted as a copy, not opened again; a flipped octet fails integrity; junk is malformed: none changes anything', () => {
     const msg = gcks.rekeyMessages.at(-1)!;
     const before = [...sut.sas.keys()];
+    const copies = sut.counters.rekeyCopies;
+    const accepted = sut.counters.rekeysAccepted;
     sut.onRekeyDatagram(msg);
+    expect(sut.counters.rekeyCopies).toBe(copies + 1);
+    expect(sut.counters.rekeysAccepted).toBe(accepted);
     const flipped = Uint8Array.from(msg);
     flipped[flipped.length - 3]! ^= 1;
     sut.onRekeyDatagram(flipped);
     sut.onRekeyDatagram(Uint8Array.from([0, 0, 0, 0, 1, 2, 3]));
-    expect(Object.fromEntries(sut.refusals)).toMatchObject({ 'rekey:REPLAY': 1, 'rekey:INTEGRITY': 1 });
-    expect(sut.counters.rekeysRefused).toBe(3);
+    expect(Object.fromEntries(sut.refusals)).toMatchObject({ 'rekey:INTEGRITY': 1, 'rekey:MALFORMED': 1 });
+    expect(sut.counters.rekeysRefused).toBe(2);
     expect([...sut.sas.keys()]).toEqual(before);
   });
 

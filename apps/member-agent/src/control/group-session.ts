@@ -133,6 +133,8 @@ export const SESSION_COUNTERS = [
   'failovers',
   'reRegistrations',
   'rekeysAccepted',
+  /** Byte-identical copies of an accepted GSA_REKEY (the GCKS sends each several times): not refusals. */
+  'rekeyCopies',
   'rekeysRefused',
   'rekeysMissed',
   'rekeysUnopenable',
@@ -143,6 +145,9 @@ export const SESSION_COUNTERS = [
   'deregistrations',
 ] as const;
 export type SessionCounter = (typeof SESSION_COUNTERS)[number];
+
+/** Accepted GSA_REKEY datagrams remembered to recognise their retransmitted copies (rekeyCopies). */
+const ACCEPTED_REKEYS_KEPT = 4;
 
 /** Backoff of registration retries after a failure (ms). */
 export const FIRST_RETRY_MS = 2_000;
@@ -160,6 +165,8 @@ export class GroupSession {
   readonly sas = new Map<number, HeldSa>();
   lastRekeyAt: number | undefined;
   lastRekeyMessageId: number | undefined;
+  /** The last accepted GSA_REKEY datagrams (marker stripped), to recognise their copies. */
+  private readonly acceptedRekeys: Buffer[] = [];
   registeredAt: number | undefined;
   /** Index in the GCKS list of the one we are registered with. */
   gcksIndex = 0;
@@ -336,6 +343,13 @@ export class GroupSession {
     if (!rk) return this.bump('rekey:NO_REKEY_SA');
     const raw = data.length >= 4 && data[0] === 0 && data[1] === 0 && data[2] === 0 && data[3] === 0 ? stripNonEspMarker(data) : data;
     if (!raw) return this.bump('rekey:MALFORMED');
+    // The policy's retransmissions of a message already applied: nothing to open or verify again (a
+    // copy of the one that moved us to a new Rekey SA would otherwise be refused as WRONG_SPI).
+    const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+    if (this.acceptedRekeys.some((b) => b.equals(bytes))) {
+      this.counters.rekeyCopies++;
+      return;
+    }
     const r = openGsaRekey(raw, {
       rekeySpi: rk.spi,
       suite: rk.suite,
@@ -392,6 +406,8 @@ export class GroupSession {
       token = t.token;
     }
     this.counters.rekeysAccepted++;
+    this.acceptedRekeys.push(Buffer.from(bytes));
+    if (this.acceptedRekeys.length > ACCEPTED_REKEYS_KEPT) this.acceptedRekeys.shift();
     this.lastRekeyAt = this.deps.clock.now();
     this.lastRekeyMessageId = r.messageId;
     const deletes = getPayloads(r.payloads, IkePayload.DELETE) as DeletePayload[];
