@@ -52,7 +52,6 @@ export class MemberAgent {
   readonly startedAt: number;
   private readonly policies = new Map<string, GspdEntry[]>();
   private readonly rekeyBinds = new Map<string, UdpBind>();
-  private readonly joined = new Set<string>();
   private readonly dispatcher = new IkeDispatcher();
   /** Set only when `debug.espKeyLog` is configured. */
   readonly keyLog: EspKeyLog | undefined;
@@ -239,13 +238,10 @@ export class MemberAgent {
     }
   }
 
-  /** Joins a group address on the network (every bind of its family), once. */
+  /** Joins a group address on the network (every bind of its family); AgentNetwork joins each once. */
   private joinGroup(group: string, address: string): void {
-    if (this.joined.has(address)) return;
-    this.joined.add(address);
     const source = this.options.config.groups.find((g) => g.address === address)?.source;
     this.net.join({ group: address, ...(source !== undefined ? { source } : {}) }).catch((err: Error) => {
-      this.joined.delete(address);
       this.options.log.error('cannot join group address', { group, address, error: err.message });
     });
   }
