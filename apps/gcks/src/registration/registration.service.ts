@@ -80,14 +80,6 @@ interface Loaded {
 }
 
 /**
- * The G-IKEv2 registration responder of the GCKS (RFC 9838 §2.3) and the owner of every group's
- * key state: UDP listener(s) feeding libs/gkm's IkeResponder with the groupRegistrar; PAD rules
- * and roles from the database; members joined to the group's LKH tree and recorded before their
- * keys are sent; de-registration (IKE SA Delete or GSA_REGISTRATION leave) and eviction trigger the
- * leave rekey; TEK/KEK expiry, batched leaves and forced rekeys are scheduled per group; GSA_REKEY
- * is multicast to the group's rekey address. Every refusal is audited and changes no state.
- */
-/**
  * SO_RCVBUF asked for each IKE socket: requests that arrive while the event loop is busy (a group
  * commit, a GC pause) wait in the kernel; the default 208 KB holds only ~60-90 datagrams of
  * loopback truesize, and a dropped GSA_AUTH costs its member a retransmission timeout (RFC 7296
@@ -95,6 +87,14 @@ interface Loaded {
  */
 const IKE_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The G-IKEv2 registration responder of the GCKS (RFC 9838 §2.3) and the owner of every group's
+ * key state: UDP listener(s) feeding libs/gkm's IkeResponder with the groupRegistrar; PAD rules
+ * and roles from the database; members joined to the group's LKH tree and recorded before their
+ * keys are sent; de-registration (IKE SA Delete or GSA_REGISTRATION leave) and eviction trigger the
+ * leave rekey; TEK/KEK expiry, batched leaves and forced rekeys are scheduled per group; GSA_REKEY
+ * is multicast to the group's rekey address. Every refusal is audited and changes no state.
+ */
 @Injectable()
 export class RegistrationService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Registration');
