@@ -65,10 +65,10 @@ const { createPublicKey, verify } = require('node:crypto');
 const P256 = Buffer.from('${P256_SPKI_PREFIX.toString('hex')}', 'hex');
 const keys = new Map();
 function keyOf(spki) {
-  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.length).toString('base64');
+  const b = Buffer.from(spki.buffer, spki.byteOffset, spki.length);
+  const id = b.toString('base64');
   let k = keys.get(id);
   if (k) return k;
-  const b = Buffer.from(spki.buffer, spki.byteOffset, spki.length);
   if (b.length === P256.length + 64 && P256.equals(b.subarray(0, P256.length))) {
     const xy = b.subarray(P256.length);
     k = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: xy.subarray(0, 32).toString('base64url'), y: xy.subarray(32).toString('base64url') }, format: 'jwk' });
