@@ -130,7 +130,7 @@ export function dataSaConfig(sa: OpenedDataSa, ctx: DataSaContext): SaConfig {
   const transform = transformOf(sa);
   // GsaPrivateAttr.MODE, absent = tunnel; transport preserves no address (RFC 5374 §3.1; the codec
   // refuses a transport GSA that names another preservation).
-  const transport = sa.attributes.mode === GsaMode.TRANSPORT;
+  const transport = saModeOf(sa) === GsaMode.TRANSPORT;
   const config: SaConfig = {
     spi: sa.spi,
     policyId: policyIdOf(ctx.group, sel),
@@ -184,9 +184,14 @@ function saDirectionOf(sa: OpenedDataSa): number {
   return sa.attributes.direction ?? GsaDirection.SYMMETRIC;
 }
 
+/** The mode an SA states (GsaPrivateAttr.MODE, absent = tunnel): what dataSaConfig installs and the token must state. */
+function saModeOf(sa: OpenedDataSa): number {
+  return sa.attributes.mode ?? GsaMode.TUNNEL;
+}
+
 /** The address preservation an SA gets (transport = none, absent = both): what dataSaConfig installs and the token must state. */
 function saPreservationOf(sa: OpenedDataSa): number {
-  if (sa.attributes.mode === GsaMode.TRANSPORT) return GsaAddressPreservation.NONE;
+  if (saModeOf(sa) === GsaMode.TRANSPORT) return GsaAddressPreservation.NONE;
   return sa.attributes.addressPreservation ?? GsaAddressPreservation.SOURCE_AND_DESTINATION;
 }
 
@@ -225,7 +230,7 @@ function policyMismatch(sa: OpenedDataSa, p: DataPolicySummary): { rank: number;
   if (integ !== p.integId) return { rank: 6, reason: `INTEG ${integ}, policy allows ${p.integId}` };
   const direction = saDirectionOf(sa);
   if (direction !== p.direction) return { rank: 7, reason: `direction ${direction}, policy allows ${p.direction}` };
-  const mode = sa.attributes.mode ?? GsaMode.TUNNEL;
+  const mode = saModeOf(sa);
   if (mode !== p.mode) return { rank: 8, reason: `mode ${modeName(mode)}, policy allows ${modeName(p.mode)}` };
   const preservation = saPreservationOf(sa);
   if (preservation !== p.addressPreservation) return { rank: 9, reason: `address preservation ${preservation}, policy allows ${p.addressPreservation}` };
